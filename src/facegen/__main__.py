@@ -1,0 +1,3 @@
+from facegen.cli import main
+
+raise SystemExit(main())
