@@ -7,10 +7,12 @@ reader below and the synthetic data set's writer share them.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from facegen.errors import DataError
 from facegen.files import write_text
 
 # The 40 attributes, in the order of list_attr_celeba.txt.
@@ -77,3 +79,105 @@ def write_annotations(
     write_text(root / LANDMARK_FILE, "\n".join(landmark_lines) + "\n")
     write_text(root / IDENTITY_FILE, "\n".join(identity_lines) + "\n")
     write_text(root / PARTITION_FILE, "\n".join(partition_lines) + "\n")
+
+
+@dataclass(frozen=True)
+class AnnotationKind:
+    """How one annotation file is named and laid out."""
+
+    key: str  # attributes, identity, partition, landmarks
+    text_name: str  # the official .txt name
+    csv_name: str | None  # the Kaggle copy's .csv name
+    columns: tuple[str, ...]
+    has_header: bool  # official .txt: a count line and a line of column names
+    allowed: frozenset[int] | None  # permitted values, None for any integer
+
+
+ANNOTATION_KINDS: dict[str, AnnotationKind] = {
+    kind.key: kind
+    for kind in (
+        AnnotationKind("attributes", ATTRIBUTE_FILE, "list_attr_celeba.csv", ATTRIBUTE_NAMES,
+                       True, frozenset({-1, 0, 1})),
+        AnnotationKind("identity", IDENTITY_FILE, None, ("identity",), False, None),
+        AnnotationKind("partition", PARTITION_FILE, "list_eval_partition.csv", ("partition",),
+                       False, frozenset({0, 1, 2})),
+        AnnotationKind("landmarks", LANDMARK_FILE, "list_landmarks_align_celeba.csv",
+                       LANDMARK_NAMES, True, None),
+    )
+}  # fmt: skip
+
+
+@dataclass
+class AnnotationTable:
+    """One annotation file: a row of integers per image file name."""
+
+    kind: AnnotationKind
+    origin: str  # where it was read from, for messages and the manifest
+    filenames: list[str]
+    values: np.ndarray  # (M, len(kind.columns)) int32, columns in kind.columns order
+
+    def aligned(self, filenames: Sequence[str], fill: int) -> np.ndarray:
+        """Rows for ``filenames`` (matched on the base name), ``fill`` where a file has none."""
+        row_of = {name: i for i, name in enumerate(self.filenames)}
+        out = np.full((len(filenames), self.values.shape[1]), fill, dtype=np.int32)
+        for i, name in enumerate(filenames):
+            row = row_of.get(name.rsplit("/", 1)[-1])
+            if row is not None:
+                out[i] = self.values[row]
+        return out
+
+
+def parse_annotations(
+    text: str, kind: AnnotationKind, origin: str, *, csv: bool
+) -> AnnotationTable:
+    """Parse an official .txt (runs of spaces, optional count and header lines) or a Kaggle
+    .csv (``image_id`` header). CRLF line ends and a byte-order mark are fine; a damaged
+    line raises :class:`DataError` naming the file and the line."""
+    lines = text.lstrip("\ufeff").splitlines()
+    numbered = [(number, line) for number, line in enumerate(lines, 1) if line.strip()]
+    split = (lambda line: [t.strip() for t in line.split(",")]) if csv else str.split
+    columns = kind.columns
+    order = list(range(len(columns)))
+    if csv or kind.has_header:
+        if not csv and numbered and numbered[0][1].strip().isdigit():
+            numbered = numbered[1:]  # the count line
+        if not numbered:
+            raise DataError(f"{origin} is empty")
+        header_number, header_line = numbered[0]
+        header = split(header_line)
+        if csv:
+            header = header[1:]  # image_id
+        if kind.has_header or len(header) == len(columns):
+            missing = [c for c in columns if c not in header]
+            if missing or len(header) != len(columns):
+                raise DataError(
+                    f"{origin} line {header_number}: the header does not name the "
+                    f"{len(columns)} expected columns (missing: {', '.join(missing) or 'none'})"
+                )
+            order = [header.index(c) for c in columns]
+        numbered = numbered[1:]
+    filenames: list[str] = []
+    values = np.empty((len(numbered), len(columns)), dtype=np.int32)
+    for row, (number, line) in enumerate(numbered):
+        tokens = split(line)
+        try:
+            numbers = _parse_row(tokens, kind)
+        except ValueError as error:
+            raise DataError(f"{origin} line {number}: {error}: {line.strip()[:80]!r}") from None
+        filenames.append(tokens[0])
+        values[row] = [numbers[i] for i in order]
+    return AnnotationTable(kind=kind, origin=origin, filenames=filenames, values=values)
+
+
+def _parse_row(tokens: list[str], kind: AnnotationKind) -> list[int]:
+    if len(tokens) != len(kind.columns) + 1:
+        raise ValueError(
+            f"expected a file name and {len(kind.columns)} values, not {len(tokens) - 1}"
+        )
+    try:
+        numbers = [int(token) for token in tokens[1:]]
+    except ValueError:
+        raise ValueError("values must be integers") from None
+    if kind.allowed is not None and not kind.allowed.issuperset(numbers):
+        raise ValueError("values must be " + " or ".join(str(v) for v in sorted(kind.allowed)))
+    return numbers

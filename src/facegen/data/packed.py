@@ -127,8 +127,13 @@ def _shrink_npy_rows(path: Path, rows: int) -> None:
         if shape[0] == rows:
             return
         new_shape = (rows, *shape[1:])
-        header = repr({"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": fortran_order,
-                       "shape": new_shape})  # fmt: skip
+        header = repr(
+            {
+                "descr": np.lib.format.dtype_to_descr(dtype),
+                "fortran_order": fortran_order,
+                "shape": new_shape,
+            }
+        )
         prefix_length = 8 + (2 if version == (1, 0) else 4)  # magic + version, header length
         header_length = data_offset - prefix_length
         header_bytes = header.encode("latin1").ljust(header_length - 1) + b"\n"
@@ -228,8 +233,11 @@ def open_packed(path: str | Path) -> PackedDataset:
         raise DataError(f"{path / IMAGES_FILE} has shape {images.shape}, expected [N, S, S, 3]")
     if images.dtype != np.uint8 or len(images) != n:
         raise DataError(f"{path / IMAGES_FILE} does not match the manifest ({n} uint8 images)")
-    expected = {ATTRIBUTES_FILE: (n, len(ATTRIBUTE_NAMES)), IDENTITY_FILE: (n,),
-                PARTITION_FILE: (n,)}  # fmt: skip
+    expected = {
+        ATTRIBUTES_FILE: (n, len(ATTRIBUTE_NAMES)),
+        IDENTITY_FILE: (n,),
+        PARTITION_FILE: (n,),
+    }
     for name, shape in expected.items():
         if arrays[name].shape != shape:
             raise DataError(f"{path / name} has shape {arrays[name].shape}, expected {shape}")
