@@ -7,7 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image, ImageDraw
 
+from facegen.data.celeba import IMAGE_FOLDER, write_annotations
 from facegen.data.packed import PackedDataset, PackedWriter, open_packed
 
 
@@ -44,3 +46,65 @@ def packed_factory(tmp_path: Path) -> Callable[..., PackedDataset]:
         return write_packed(tmp_path / f"packed-{next(counter)}", **kwargs)
 
     return make
+
+
+# A box colour tests can find after cropping: CelebA's default crop is exactly this box.
+BOX_RGB = (200, 40, 40)
+BACKGROUND_RGB = (30, 60, 200)
+
+
+def celeba_image(index: int, width: int = 178, height: int = 218) -> Image.Image:
+    """A CelebA-shaped test image: blue background, a red box exactly on the centred 140
+    crop (scaled with the width), and ``index`` written in the box's green channel."""
+    scale = width / 178
+    image = Image.new("RGB", (width, height), BACKGROUND_RGB)
+    side = 140 * scale
+    left, top = (width - side) / 2, (height - side) / 2
+    colour = (BOX_RGB[0], index_to_green(index), BOX_RGB[2])
+    ImageDraw.Draw(image).rectangle(
+        (round(left), round(top), round(left + side) - 1, round(top + side) - 1), fill=colour
+    )
+    return image
+
+
+def index_to_green(index: int) -> int:
+    return (index * 10) % 250
+
+
+def make_celeba(
+    root: Path,
+    n: int = 30,
+    *,
+    width: int = 178,
+    height: int = 218,
+    identities: np.ndarray | None = None,
+    partitions: np.ndarray | None = None,
+    annotations: bool = True,
+) -> list[str]:
+    """Write a small data set in the official CelebA layout under ``root``; returns names."""
+    folder = root / IMAGE_FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [f"{i + 1:06d}.jpg" for i in range(n)]
+    for i, name in enumerate(names):
+        celeba_image(i, width, height).save(folder / name, quality=95)
+    if annotations:
+        rng = np.random.default_rng(n)
+        write_annotations(
+            root,
+            names,
+            attributes=rng.choice(np.array([-1, 1]), size=(n, 40)),
+            identities=identities if identities is not None else 1 + np.arange(n) % 5,
+            partitions=partitions
+            if partitions is not None
+            else np.array([0, 0, 0, 0, 0, 0, 0, 0, 1, 2] * (n // 10 + 1))[:n],
+            landmarks=np.tile([69, 111, 108, 111, 88, 134, 72, 152, 106, 152], (n, 1)),
+        )
+    return names
+
+
+@pytest.fixture
+def celeba_root(tmp_path: Path) -> Path:
+    """A 30-image CelebA root in the official layout, with all four annotation files."""
+    root = tmp_path / "celeba"
+    make_celeba(root)
+    return root
