@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from facegen.data.packed import PackedDataset
+from facegen.data.packed import PackedDataset, split_counts
 from facegen.viz.grid import image_grid, save_png
 
 PREVIEW_FILE = "preview.png"
@@ -16,12 +16,14 @@ def summarize(data: PackedDataset) -> str:
     """A few lines a person reads: count, size, crop, splits, labels, source, skips."""
     m = data.manifest
     source = m.get("source", {})
-    splits = m.get("splits", {})
+    # Counts come from the arrays themselves, not from what the manifest claims.
+    splits = split_counts(data.partition)
+    identities = int(np.unique(data.identity[data.identity >= 0]).size)
     lines = [
         f"packed data set  {data.path}",
         f"images           {len(data):,} at {data.size}x{data.size} (crop {m.get('crop', '?')})",
         "splits           " + ", ".join(f"{k} {v:,}" for k, v in splits.items()),
-        f"identities       {m.get('identities', 0):,}"
+        f"identities       {identities:,}"
         + ("" if data.has_identities else " (no identity labels)"),
         "attributes       "
         + (f"{len(data.attribute_names)} CelebA labels" if data.has_attributes else "none"),

@@ -1,0 +1,110 @@
+"""The `facegen` command as a user meets it: help, the data commands, and one clear line
+for every input mistake."""
+
+import subprocess
+import sys
+
+import pytest
+
+from facegen import __version__
+from facegen.cli import main
+
+
+def run(capsys, *argv):
+    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
+    try:
+        code = main(list(argv))
+    except SystemExit as stop:  # argparse's help, version and usage errors
+        code = stop.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [[], ["data"], ["data", "synth"], ["data", "prepare"], ["data", "info"]],
+)
+def test_every_command_has_help(capsys, argv):
+    code, out, _ = run(capsys, *argv, "--help")
+    assert code == 0 and out.startswith("usage: facegen")
+    assert len(out.splitlines()) > 5
+
+
+def test_version(capsys):
+    assert run(capsys, "--version")[1].strip() == f"facegen {__version__}"
+
+
+def test_prepare_then_info(capsys, celeba_root, tmp_path):
+    out = tmp_path / "packed"
+    code, stdout, _ = run(
+        capsys,
+        "data",
+        "prepare",
+        str(celeba_root),
+        str(out),
+        "--size",
+        "32",
+        "--workers",
+        "1",
+        "--quiet",
+    )
+    assert code == 0
+    assert "packed 30 images at 32x32 (crop 140)" in stdout
+    assert f"next: facegen data info {out}" in stdout
+    code, stdout, _ = run(capsys, "data", "info", str(out))
+    assert code == 0 and "train 24, valid 3, test 3" in stdout
+    assert f"preview grid     {out / 'preview.png'}" in stdout and (out / "preview.png").exists()
+
+
+def test_prepare_reports_skipped_files(capsys, celeba_root, tmp_path):
+    (celeba_root / "img_align_celeba" / "000002.jpg").write_bytes(b"nope")
+    code, stdout, _ = run(
+        capsys,
+        "data",
+        "prepare",
+        str(celeba_root),
+        str(tmp_path / "p"),
+        "--workers",
+        "1",
+        "--quiet",
+    )
+    assert code == 0 and "skipped 1 unreadable file (first: 000002.jpg: not an image" in stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["data", "prepare", "{tmp}/missing", "{tmp}/out"], "does not exist"),
+        (["data", "prepare", "{src}", "{src}"], "already exists; pass --overwrite"),
+        (["data", "prepare", "{src}", "{tmp}/out", "--size", "48"], "invalid choice: 48"),
+        (["data", "prepare", "{src}", "{tmp}/out", "--identities", "0"], "must be at least 1"),
+        (["data", "prepare", "{src}", "{tmp}/out", "--identities", "9"], "more identities"),
+        (["data", "prepare", "{src}", "{tmp}/out", "--limit", "ten"], "expected a whole number"),
+        (["data", "prepare", "{src}", "{tmp}/out", "--crop", "big"], "crop must be 'full'"),
+        (["data", "info", "{src}"], "is not a packed data set (no manifest.json)"),
+        (["data", "info", "{tmp}/missing"], "does not exist"),
+        (["data", "synth", "{tmp}/s", "--n", "-5"], "must be at least 1"),
+        (["data", "unknown"], "invalid choice: 'unknown'"),
+    ],
+)
+def test_input_mistakes_are_one_line_and_exit_2(capsys, celeba_root, tmp_path, argv, message):
+    argv = [a.format(tmp=tmp_path, src=celeba_root) for a in argv]
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert message in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_real_process_gets_no_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "facegen", "data", "prepare", str(tmp_path), str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"facegen: error: {tmp_path} contains no images "
+        "(looked for .jpg .jpeg .png .webp .bmp, recursively)"
+    )
