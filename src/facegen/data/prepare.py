@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
@@ -231,6 +232,11 @@ _worker: _Worker | None = None
 
 def _init_worker(folder: str, reader: ImageReader, size: int, crop: Crop) -> None:
     global _worker
+    if multiprocessing.parent_process() is not None:
+        # Ctrl-C reaches the whole process group: let the parent alone handle it (it stops
+        # the pool and removes the temporary folder) instead of every worker printing a
+        # traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
     _worker = _Worker(open_images_for_writing(folder), reader, size, crop)
 
 
