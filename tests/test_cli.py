@@ -56,6 +56,31 @@ def test_prepare_then_info(capsys, celeba_root, tmp_path):
     assert f"preview grid     {out / 'preview.png'}" in stdout and (out / "preview.png").exists()
 
 
+def test_synth_then_prepare_the_built_in_faces(capsys, tmp_path):
+    synth = tmp_path / "synth"
+    code, stdout, _ = run(
+        capsys,
+        "data",
+        "synth",
+        str(synth),
+        "--n",
+        "12",
+        "--identities",
+        "3",
+        "--workers",
+        "1",
+        "--quiet",
+    )
+    assert code == 0 and "wrote 12 faces of 3 identities in CelebA layout" in stdout
+    assert len(list((synth / "img_align_celeba").glob("*.jpg"))) == 12
+    code, _, err = run(capsys, "data", "synth", str(synth), "--n", "12", "--identities", "3")
+    assert code == 2 and "already exists; pass --overwrite" in err
+    code, stdout, _ = run(
+        capsys, "data", "prepare", str(synth), str(tmp_path / "p"), "--identities", "2", "--quiet"
+    )
+    assert code == 0 and "(crop 140)" in stdout
+
+
 def test_prepare_reports_skipped_files(capsys, celeba_root, tmp_path):
     (celeba_root / "img_align_celeba" / "000002.jpg").write_bytes(b"nope")
     code, stdout, _ = run(
