@@ -1,0 +1,124 @@
+"""What every facegen model is: one dataclass config in, one interface out.
+
+A model knows nothing of training. It is rebuilt from ``model/config.json`` alone (the
+config's fields are its constructor arguments, saved beside its weights), and it exposes
+the same small surface whatever it is: ``sample`` always; ``encode``, ``decode`` and
+``reconstruct`` where it has an encoder (``decode`` for every model: a GAN's generator is
+its decoder). Images are float tensors in [-1, 1], NCHW.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from facegen.data.packed import SIZES
+from facegen.errors import FacegenError
+
+
+@dataclass
+class ModelConfig:
+    """Fields every model shares; each model subclasses it with its own."""
+
+    image_size: int = 64
+    latent_dim: int = 128
+
+    def validate(self) -> None:
+        if self.image_size not in SIZES:
+            sizes = ", ".join(map(str, SIZES))
+            raise FacegenError(f"image size {self.image_size} is not supported: choose {sizes}")
+        if self.latent_dim < 1:
+            raise FacegenError(f"latent_dim must be at least 1, not {self.latent_dim}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        """Build from a dict, refusing keys this model does not have (a typo in a preset
+        should not be silently ignored)."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise FacegenError(
+                f"unknown {cls.__name__} field{'s' * (len(unknown) > 1)}: {', '.join(unknown)}"
+                f"; known: {', '.join(sorted(names))}"
+            )
+        config = cls(**values)
+        config.validate()
+        return config
+
+
+class FaceModel(nn.Module, ABC):
+    """The interface of every registered model.
+
+    Subclasses set ``name`` (their registry key), ``config_class``, ``has_encoder`` and
+    ``is_gan``, and implement :meth:`decode` (latents -> images) plus, with an encoder,
+    :meth:`encode`. GANs also implement :meth:`make_discriminator`: the critic is built from
+    the same config but is not part of the saved inference model.
+    """
+
+    name: ClassVar[str]
+    config_class: ClassVar[type[ModelConfig]]
+    has_encoder: ClassVar[bool] = False
+    is_gan: ClassVar[bool] = False
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        config.validate()
+        self.config = config
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def image_size(self) -> int:
+        return self.config.image_size
+
+    def prior(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``n`` latents from N(0, I) on the model's device: (n, latent_dim)."""
+        device = next(self.parameters()).device
+        # Drawn on the CPU from the given generator, so a seed gives the same faces on any
+        # device; latents are tiny, the copy costs nothing.
+        z = torch.randn(n, self.latent_dim, generator=generator)
+        return z.to(device)
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, *, z: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``n`` new faces (n, 3, S, S) in [-1, 1] from latents ``z`` (default: the prior)."""
+        if z is None:
+            z = self.prior(n, generator)
+        return self.decode(z)
+
+    @abstractmethod
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents (B, latent_dim) -> images (B, 3, S, S) in [-1, 1]."""
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, 3, S, S) -> latents (B, latent_dim); the mean for a VAE."""
+        raise FacegenError(
+            f"the {self.name} model has no encoder; models that can encode: "
+            + ", ".join(encoder_model_names())
+        )
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        """Images -> their reconstructions (decode of encode)."""
+        return self.decode(self.encode(x))
+
+    def make_discriminator(self) -> nn.Module:
+        """A GAN's critic: images (B, 3, S, S) -> scores (B,)."""
+        raise FacegenError(f"the {self.name} model is not a GAN and has no discriminator")
+
+
+def encoder_model_names() -> list[str]:
+    from facegen.models import MODELS
+
+    return [name for name in MODELS.names() if MODELS.get(name).has_encoder]
