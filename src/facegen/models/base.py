@@ -67,6 +67,10 @@ class FaceModel(nn.Module, ABC):
     config_class: ClassVar[type[ModelConfig]]
     has_encoder: ClassVar[bool] = False
     is_gan: ClassVar[bool] = False
+    # The training objective (facegen.training.objectives) that trains it.
+    objective: ClassVar[str]
+    # False where samples from N(0, I) mean nothing until a sampler is fitted (a plain AE).
+    prior_is_trained: ClassVar[bool] = True
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()

@@ -1,0 +1,83 @@
+"""Models, chosen by name through :data:`MODELS`, saved as ``config.json`` +
+``model.safetensors`` and rebuilt from those two files alone.
+
+>>> model = build_model("vae", {"image_size": 64, "latent_dim": 128})
+>>> save_model(model, "runs/vae/model")
+>>> load_model("runs/vae/model").sample(16).shape
+torch.Size([16, 3, 64, 64])
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from facegen import __version__
+from facegen.errors import FacegenError
+from facegen.files import atomic_path, write_json
+from facegen.models.base import FaceModel, ModelConfig
+from facegen.registry import Registry
+
+MODELS: Registry[type[FaceModel]] = Registry("model")
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def build_model(name: str, config: ModelConfig | dict[str, Any] | None = None) -> FaceModel:
+    """A fresh model ``name`` from its config (a dataclass or a dict of its fields)."""
+    model_class = MODELS.get(name)
+    if config is None or isinstance(config, dict):
+        config = model_class.config_class.from_dict(config or {})
+    elif not isinstance(config, model_class.config_class):
+        raise FacegenError(f"the {name} model needs a {model_class.config_class.__name__}")
+    return model_class(config)
+
+
+def save_model(model: FaceModel, folder: str | Path) -> Path:
+    """Write ``folder/config.json`` and ``folder/model.safetensors`` (each atomically)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+    with atomic_path(folder / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp), metadata={"facegen_version": __version__, "model": model.name})
+    write_json(
+        folder / CONFIG_FILE,
+        {"model": model.name, "config": model.config.to_dict(), "facegen_version": __version__},
+    )
+    return folder
+
+
+def load_model(folder: str | Path, device: str | torch.device = "cpu") -> FaceModel:
+    """Rebuild a saved model from its folder, in eval mode on ``device``."""
+    folder = Path(folder)
+    try:
+        saved = json.loads((folder / CONFIG_FILE).read_text(encoding="utf-8"))
+        name, config = saved["model"], saved["config"]
+    except FileNotFoundError:
+        raise FacegenError(f"{folder} holds no saved model ({CONFIG_FILE} is missing)") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise FacegenError(f"{folder / CONFIG_FILE} is damaged: {error}") from None
+    model = build_model(name, config)
+    try:
+        state = load_file(str(folder / WEIGHTS_FILE))
+    except FileNotFoundError:
+        raise FacegenError(f"{folder} has no {WEIGHTS_FILE}") from None
+    except Exception as error:  # safetensors raises its own error types for damaged files
+        raise FacegenError(f"{folder / WEIGHTS_FILE} is damaged: {error}") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:  # missing, unexpected or differently shaped tensors
+        first = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
+        raise FacegenError(
+            f"{folder / WEIGHTS_FILE} does not match its config.json ({first})"
+        ) from None
+    return model.to(device).eval()
+
+
+# Importing the model modules registers them.
+from facegen.models import ae, dcgan, sngan, vae  # noqa: E402, F401
