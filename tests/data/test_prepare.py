@@ -1,5 +1,6 @@
 """`data prepare`: packing, crops, subsets, splits, skips, and never a half-written folder."""
 
+import importlib
 import json
 import shutil
 import zipfile
@@ -9,11 +10,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import facegen.data.prepare as prepare_module
 from facegen.data.celeba import IDENTITY_FILE
 from facegen.data.prepare import PrepareConfig, prepare
 from facegen.errors import DataError, FacegenError
 from tests.conftest import BOX_RGB, index_to_green, make_celeba
+
+# The module, not the function facegen.data exports under the same name.
+prepare_module = importlib.import_module("facegen.data.prepare")
 
 
 def leftovers(folder: Path) -> list[str]:

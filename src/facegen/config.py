@@ -1,0 +1,176 @@
+"""The training run's one config: defaults < preset file < command-line overrides.
+
+A preset is a JSON file of :class:`TrainConfig` fields (``model_config`` holds the model's
+own fields). Presets ship inside the package (``facegen/configs/NAME.json``) so that an
+installed facegen has them; ``--config`` takes a preset name or a path. The resolved config
+is written to the run as ``config.json`` and read back by ``--resume`` and ``load_run``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from facegen.errors import FacegenError
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+@dataclass
+class TrainConfig:
+    """Everything that decides a training run, and nothing that depends on the machine it
+    runs on except ``device`` and ``precision`` (both resolved at run time when ``auto``)."""
+
+    model: str = "vae"
+    model_config: dict[str, Any] = field(default_factory=dict)
+    description: str = ""  # a preset's one line on why it is set as it is
+    # Data and length
+    data: str = ""
+    steps: int | None = None
+    epochs: float | None = None
+    batch_size: int = 64
+    flip: bool = True
+    seed: int = 0
+    # Machine
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    # Optimisation
+    lr: float = 2e-4
+    lr_d: float | None = None  # GAN discriminator; None means lr
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = 0.0
+    # Objectives: reconstruction and KL for AE / VAE, adversarial loss for GANs
+    reconstruction: str = "mse"
+    kl_weight: float = 1.0
+    kl_warmup_steps: int = 0
+    gan_loss: str = "nonsaturating"
+    d_steps: int = 1
+    ema_decay: float | None = None  # EMA of the model's weights, used for samples and saving
+    # Bookkeeping
+    log_every: int = 10
+    sample_every: int = 250
+    checkpoint_every: int = 500
+    keep_checkpoints: int = 3
+    sample_count: int = 64
+    sampler_components: int = 10  # GMM fitted on training latents at the end (AE / VAE)
+    sampler_images: int = 10_000
+    max_loss: float = 1e8  # a loss above this (or NaN / inf) stops the run
+
+    def validate(self) -> None:
+        checks = [
+            (self.batch_size >= 1, f"batch size must be at least 1, not {self.batch_size}"),
+            (self.steps is None or self.steps >= 1, f"steps must be at least 1, not {self.steps}"),
+            (self.epochs is None or self.epochs > 0, f"epochs must be positive, not {self.epochs}"),
+            (self.seed >= 0, f"seed must not be negative, not {self.seed}"),
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
+            (
+                self.device in DEVICES or self.device.startswith("cuda:"),
+                f"device must be one of {', '.join(DEVICES)} (or cuda:N), not {self.device!r}",
+            ),
+            (self.lr > 0 and (self.lr_d is None or self.lr_d > 0), "learning rates must be > 0"),
+            (
+                len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
+                f"betas must be two numbers in [0, 1), not {self.betas}",
+            ),
+            (self.kl_weight >= 0 and self.kl_warmup_steps >= 0, "kl_weight and warm-up >= 0"),
+            (self.d_steps >= 1, f"d_steps must be at least 1, not {self.d_steps}"),
+            (self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay must be in (0, 1)"),
+            (
+                min(self.log_every, self.sample_every, self.checkpoint_every) >= 1,
+                "log_every, sample_every and checkpoint_every must be at least 1",
+            ),
+            (self.keep_checkpoints >= 1, "keep_checkpoints must be at least 1"),
+            (self.sample_count >= 1, "sample_count must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise FacegenError(message)
+        if self.steps is not None and self.epochs is not None:
+            raise FacegenError("give --steps or --epochs, not both")
+
+    def to_dict(self) -> dict[str, Any]:
+        values = dataclasses.asdict(self)
+        values["betas"] = list(self.betas)
+        return values
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any], origin: str = "config") -> TrainConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - names)
+        if unknown:
+            raise FacegenError(
+                f"{origin}: unknown field{'s' * (len(unknown) > 1)} {', '.join(unknown)}"
+            )
+        values = dict(values)
+        if "betas" in values:
+            values["betas"] = tuple(values["betas"])
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> TrainConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def preset_names() -> list[str]:
+    folder = resources.files("facegen") / "configs"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def read_preset(name_or_path: str) -> dict[str, Any]:
+    """A preset's fields, from a file path or a shipped preset name (``vae-64``)."""
+    path = Path(name_or_path)
+    if path.suffix == ".json" or path.exists():
+        if not path.is_file():
+            raise FacegenError(f"config file {path} does not exist")
+        text, origin = path.read_text(encoding="utf-8"), str(path)
+    else:
+        shipped = resources.files("facegen") / "configs" / f"{name_or_path}.json"
+        if not shipped.is_file():
+            raise FacegenError(
+                f"unknown preset {name_or_path!r}; choose one of: {', '.join(preset_names())}"
+            )
+        text, origin = shipped.read_text(encoding="utf-8"), f"preset {name_or_path}"
+    try:
+        values = json.loads(text)
+    except ValueError as error:
+        raise FacegenError(f"{origin} is not valid JSON: {error}") from None
+    if not isinstance(values, dict):
+        raise FacegenError(f"{origin} must hold a JSON object of config fields")
+    TrainConfig.from_dict(values, origin)  # refuse unknown fields now, naming the file
+    return values
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """``--set key=value``: ``model.width=48`` sets a model field; values are JSON where they
+    parse as JSON (numbers, true/false, null, lists) and strings otherwise."""
+    if "=" not in text:
+        raise FacegenError(f"--set takes key=value, not {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = raw
+    return key.strip(), value
+
+
+def resolve(
+    preset: dict[str, Any], overrides: dict[str, Any], sets: list[tuple[str, Any]]
+) -> TrainConfig:
+    """defaults < preset < explicit flags (``overrides``, None = not given) < ``--set``."""
+    values = dict(preset)
+    values["model_config"] = dict(preset.get("model_config", {}))
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    for key, value in sets:
+        if key.startswith("model."):
+            values["model_config"][key.removeprefix("model.")] = value
+        else:
+            values[key] = value
+    config = TrainConfig.from_dict(values, "--set")
+    config.validate()
+    return config

@@ -1,0 +1,111 @@
+"""A run folder, and the model object a notebook gets from it.
+
+Layout (DESIGN.md section 5)::
+
+    RUN/config.json                      resolved config, data summary, versions
+    RUN/model/config.json                model name and fields
+    RUN/model/model.safetensors          inference weights (the EMA where used)
+    RUN/model/sampler-gmm.safetensors    latent sampler fitted after training (AE / VAE)
+    RUN/checkpoints/training-state-STEP.pt
+    RUN/log.jsonl   RUN/loss.png   RUN/samples/step-STEP.png (+ recon-step-STEP.png)
+
+>>> run = facegen.load_run("runs/vae")
+>>> faces = run.sample(16, seed=0)             # (16, 3, 64, 64) in [-1, 1]
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from facegen.errors import FacegenError
+from facegen.models import load_model
+from facegen.models.base import FaceModel
+from facegen.sampling import SAMPLERS, LatentSampler, load_sampler
+
+RUN_CONFIG = "config.json"
+MODEL_FOLDER = "model"
+LOG_FILE = "log.jsonl"
+LOSS_PLOT = "loss.png"
+SAMPLES_FOLDER = "samples"
+
+
+def sample_grid_path(run: Path, step: int, kind: str = "step") -> Path:
+    return run / SAMPLES_FOLDER / f"{kind}-{step:07d}.png"
+
+
+def read_run_config(run: Path) -> dict[str, Any]:
+    path = Path(run) / RUN_CONFIG
+    if not Path(run).is_dir():
+        raise FacegenError(f"{run} does not exist; train one with: facegen train --out {run} ...")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FacegenError(f"{run} is not a facegen run (no {RUN_CONFIG})") from None
+    except ValueError as error:
+        raise FacegenError(f"{path} is damaged: {error}") from None
+
+
+@dataclass
+class Run:
+    """A trained run: its model (ready for inference) and what it was trained with."""
+
+    path: Path
+    config: dict[str, Any]
+    model: FaceModel
+    device: torch.device
+    _samplers: dict[str, LatentSampler] = field(default_factory=dict, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def sampler(self, name: str = "normal") -> LatentSampler:
+        """The latent sampler ``name``: ``normal`` (the prior) or one fitted in the run."""
+        if name not in self._samplers:
+            sampler_class = SAMPLERS.get(name)
+            if sampler_class.needs_fit:
+                self._samplers[name] = load_sampler(self.path / MODEL_FOLDER, name)
+            else:
+                self._samplers[name] = sampler_class(latent_dim=self.model.latent_dim)
+        return self._samplers[name]
+
+    @torch.no_grad()
+    def sample(
+        self, n: int, seed: int = 0, sampler: str = "normal", batch_size: int = 64
+    ) -> torch.Tensor:
+        """``n`` new faces (n, 3, S, S) in [-1, 1] on the CPU, the same for the same seed."""
+        generator = torch.Generator().manual_seed(seed)
+        z = self.sampler(sampler).sample(n, generator)  # (n, latent_dim)
+        return self.decode(z, batch_size=batch_size)
+
+    @torch.no_grad()
+    def decode(self, z: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        parts = [
+            self.model.decode(chunk.to(self.device)).float().cpu() for chunk in z.split(batch_size)
+        ]
+        return torch.cat(parts)
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        parts = [
+            self.model.encode(chunk.to(self.device)).float().cpu()
+            for chunk in images.split(batch_size)
+        ]
+        return torch.cat(parts)
+
+    @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+        return self.decode(self.encode(images, batch_size), batch_size)
+
+
+def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
+    """Open a run folder for inference: the model rebuilt from ``model/`` alone."""
+    path = Path(path)
+    config = read_run_config(path)
+    model = load_model(path / MODEL_FOLDER, device)
+    return Run(path=path, config=config, model=model, device=torch.device(device))

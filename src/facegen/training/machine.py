@@ -1,0 +1,139 @@
+"""Where training runs and at what precision: device choice, autocast, distributed set-up.
+
+Kept simple on purpose: users train on GPUs, we test on 2 CPU cores. ``auto`` picks CUDA,
+then Apple's MPS, then the CPU; mixed precision is bfloat16 where the hardware does it
+natively (CUDA with bf16 support, CPUs with AVX512-BF16 or AMX), float16 with a gradient
+scaler on older GPUs, and float32 elsewhere. Master weights always stay float32.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from facegen.errors import FacegenError
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", local_rank() if is_distributed_env() else 0)
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise FacegenError("--device cuda was asked for, but no CUDA GPU is available")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise FacegenError("--device mps was asked for, but MPS is not available")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank() if is_distributed_env() else 0)
+    return device
+
+
+def cpu_has_fast_bf16() -> bool:
+    """AVX512-BF16 or AMX: bf16 matrix work at about twice float32's speed (DESIGN.md §8)."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    if name != "auto":
+        if name == "fp16" and device.type == "cpu":
+            raise FacegenError("fp16 training needs a GPU; use --precision bf16 or fp32 on CPU")
+        return name
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if device.type == "cpu" and cpu_has_fast_bf16():
+        return "bf16"
+    return "fp32"
+
+
+@dataclass(frozen=True)
+class Precision:
+    """Autocast for forward passes; a gradient scaler only for float16."""
+
+    name: str  # fp32, bf16 or fp16
+    device: torch.device
+
+    @contextlib.contextmanager
+    def autocast(self) -> Iterator[None]:
+        if self.name == "fp32":
+            yield
+            return
+        dtype = torch.bfloat16 if self.name == "bf16" else torch.float16
+        with torch.autocast(self.device.type, dtype=dtype):
+            yield
+
+    def make_scaler(self) -> torch.amp.GradScaler | None:
+        return torch.amp.GradScaler(self.device.type) if self.name == "fp16" else None
+
+
+# ------------------------------------------------------------------------- distributed
+
+
+def is_distributed_env() -> bool:
+    """True under torchrun (it sets WORLD_SIZE and RANK for every process)."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+@dataclass(frozen=True)
+class Distributed:
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+    @property
+    def is_main(self) -> bool:
+        """Only rank 0 writes files and prints."""
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.enabled:
+            dist.barrier()
+
+    def any(self, flag: bool, device: torch.device) -> bool:
+        """True if ``flag`` is true on any rank (Ctrl-C or a bad loss on one stops all)."""
+        if not self.enabled:
+            return flag
+        value = torch.tensor([1.0 if flag else 0.0], device=device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value.item() > 0)
+
+    def mean(self, values: dict[str, float], device: torch.device) -> dict[str, float]:
+        """The mean of each logged value over ranks."""
+        if not self.enabled or not values:
+            return values
+        keys = sorted(values)
+        tensor = torch.tensor([values[k] for k in keys], dtype=torch.float64, device=device)
+        dist.all_reduce(tensor)
+        return {k: float(v) / self.world_size for k, v in zip(keys, tensor.tolist(), strict=True)}
+
+
+def init_distributed(device: torch.device) -> Distributed:
+    """Join the process group torchrun set up (NCCL on GPUs, gloo on CPU), or run alone."""
+    if not is_distributed_env():
+        return Distributed()
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group(backend, timeout=datetime.timedelta(minutes=10))
+    return Distributed(rank=dist.get_rank(), world_size=dist.get_world_size())
+
+
+def shutdown_distributed() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()

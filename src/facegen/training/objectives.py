@@ -1,0 +1,255 @@
+"""What one training step does for each kind of model, chosen by the model's ``objective``.
+
+An objective owns the trainable modules (the model, and a GAN's discriminator), their
+optimisers, the gradient scaler and the EMA; the trainer around it only feeds batches,
+logs, samples and saves. GAN steps are explicit discriminator and generator phases.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from facegen.config import TrainConfig
+from facegen.losses import GAN_LOSSES, RECONSTRUCTION_LOSSES, kl_divergence
+from facegen.models.base import FaceModel
+from facegen.registry import Registry
+from facegen.training.checkpoint import EMA
+from facegen.training.machine import Distributed, Precision
+
+OBJECTIVES: Registry[type[Objective]] = Registry("training objective")
+
+
+class Objective(ABC):
+    def __init__(
+        self,
+        model: FaceModel,
+        config: TrainConfig,
+        precision: Precision,
+        distributed: Distributed,
+    ) -> None:
+        self.model = model
+        self.config = config
+        self.precision = precision
+        self.distributed = distributed
+        self.modules: dict[str, nn.Module] = {"model": model}
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        self.scaler = precision.make_scaler()
+        self.ema = EMA(model, config.ema_decay) if config.ema_decay else None
+
+    def adam(self, module: nn.Module, lr: float) -> torch.optim.Optimizer:
+        return torch.optim.Adam(
+            module.parameters(),
+            lr=lr,
+            betas=self.config.betas,
+            weight_decay=self.config.weight_decay,
+        )
+
+    def trainable(self, name: str) -> nn.Module:
+        """The module to run forward passes through in training: wrapped for DDP and
+        compiled where asked; the plain module stays in ``self.modules`` for saving."""
+        return self._wrapped[name]
+
+    def prepare(self, device: torch.device) -> None:
+        """Move to ``device`` and wrap for DDP / compile (call once, after loading state)."""
+        memory_format = torch.channels_last if self.config.channels_last else None
+        self._wrapped: dict[str, nn.Module] = {}
+        for name, module in self.modules.items():
+            module.to(device)
+            if memory_format is not None:
+                module.to(memory_format=memory_format)
+            wrapped: nn.Module = module
+            if self.distributed.enabled:
+                ids = [device.index] if device.type == "cuda" else None
+                wrapped = DistributedDataParallel(module, device_ids=ids)
+            if self.config.compile:
+                wrapped = torch.compile(wrapped)
+            self._wrapped[name] = wrapped
+        if self.ema is not None:
+            self.ema.model.to(device)
+            if memory_format is not None:
+                self.ema.model.to(memory_format=memory_format)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+
+    def optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
+        if self.scaler is None:
+            optimizer.step()
+        else:
+            self.scaler.step(optimizer)
+
+    def finish_step(self) -> None:
+        """After every optimiser of the step: one scaler update, one EMA update."""
+        if self.scaler is not None:
+            self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.model)
+
+    def sync_buffers(self) -> None:
+        """Give every rank rank 0's buffers (BatchNorm statistics). DDP broadcasts them at
+        the start of each forward, so after the last step each rank still holds those of
+        its own last batch."""
+        if not self.distributed.enabled:
+            return
+        modules = [*self.modules.values(), *([self.ema.model] if self.ema else [])]
+        for module in modules:
+            for buffer in module.buffers():
+                torch.distributed.broadcast(buffer, src=0)
+
+    def inference_model(self) -> FaceModel:
+        """The weights to sample from and save: the EMA where there is one."""
+        return self.ema.model if self.ema is not None else self.model  # type: ignore[return-value]
+
+    @abstractmethod
+    def step(
+        self, images: torch.Tensor, step: int, noise: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        """One optimisation step on ``images``; returns detached losses to log."""
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "modules": {name: m.state_dict() for name, m in self.modules.items()},
+            "optimizers": {name: o.state_dict() for name, o in self.optimizers.items()},
+            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "ema": self.ema.state_dict() if self.ema is not None else {},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, module in self.modules.items():
+            module.load_state_dict(state["modules"][name])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        if self.scaler is not None and state["scaler"]:
+            self.scaler.load_state_dict(state["scaler"])
+        if self.ema is not None and state["ema"]:
+            self.ema.load_state_dict(state["ema"])
+
+
+@OBJECTIVES.register("autoencoder")
+class AutoencoderObjective(Objective):
+    """Reconstruction (``mse`` or ``bce``, summed per image; see facegen.losses)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.reconstruction = RECONSTRUCTION_LOSSES.get(self.config.reconstruction)
+        self.optimizers["model"] = self.adam(self.model, self.config.lr)
+
+    def forward(
+        self, images: torch.Tensor, step: int, noise: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss to minimise and the values to log."""
+        logits = self.trainable("model")(images)  # (B, 3, S, S) before tanh
+        loss = self.reconstruction(logits, images)
+        return loss, {"loss": loss.detach(), "recon": loss.detach(), "mse": _mse(logits, images)}
+
+    def step(
+        self, images: torch.Tensor, step: int, noise: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        optimizer = self.optimizers["model"]
+        optimizer.zero_grad(set_to_none=True)
+        with self.precision.autocast():
+            loss, logged = self.forward(images, step, noise)
+        self.backward(loss)
+        self.optimizer_step(optimizer)
+        self.finish_step()
+        return logged
+
+
+@OBJECTIVES.register("vae")
+class VAEObjective(AutoencoderObjective):
+    """Negative ELBO: reconstruction + beta * KL, beta warmed up linearly from 0."""
+
+    def kl_weight(self, step: int) -> float:
+        warmup = self.config.kl_warmup_steps
+        ramp = min(1.0, (step + 1) / warmup) if warmup else 1.0
+        return self.config.kl_weight * ramp
+
+    def forward(
+        self, images: torch.Tensor, step: int, noise: torch.Generator
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        logits, mu, logvar = self.trainable("model")(images, noise)
+        recon = self.reconstruction(logits, images)
+        kl = kl_divergence(mu, logvar)
+        weight = self.kl_weight(step)
+        loss = recon + weight * kl
+        logged = {
+            "loss": loss.detach(),
+            "recon": recon.detach(),
+            "kl": kl.detach(),
+            "kl_weight": torch.tensor(weight),
+            "mse": _mse(logits, images),
+        }
+        return loss, logged
+
+    def step(
+        self, images: torch.Tensor, step: int, noise: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        self._step = step
+        return super().step(images, step, noise)
+
+
+@OBJECTIVES.register("gan")
+class GANObjective(Objective):
+    """Discriminator phase(s), then a generator phase, with the configured GAN loss."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.loss = GAN_LOSSES.get(self.config.gan_loss)()
+        self.modules["discriminator"] = self.model.make_discriminator()
+        self.optimizers["model"] = self.adam(self.model, self.config.lr)
+        self.optimizers["discriminator"] = self.adam(
+            self.modules["discriminator"], self.config.lr_d or self.config.lr
+        )
+
+    def _toggle_discriminator(self, trainable: bool) -> None:
+        # Single process: skip computing D's weight gradients in the G phase. Under DDP every
+        # parameter must get a gradient each backward, and D's are zeroed before its step.
+        if not self.distributed.enabled:
+            self.modules["discriminator"].requires_grad_(trainable)
+
+    def step(
+        self, images: torch.Tensor, step: int, noise: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        generator, critic = self.trainable("model"), self.trainable("discriminator")
+        batch = images.shape[0]
+        self._toggle_discriminator(True)
+        for _ in range(self.config.d_steps):
+            optimizer = self.optimizers["discriminator"]
+            optimizer.zero_grad(set_to_none=True)
+            with torch.no_grad(), self.precision.autocast():
+                fake = generator(self.model.prior(batch, noise))  # (B, 3, S, S)
+            with self.precision.autocast():
+                real_scores = critic(images)  # (B,)
+                real_loss = self.loss.discriminator_real(real_scores)
+            self.backward(real_loss)
+            with self.precision.autocast():
+                fake_scores = critic(fake)  # (B,)
+                fake_loss = self.loss.discriminator_fake(fake_scores)
+            self.backward(fake_loss)
+            self.optimizer_step(optimizer)
+            d_loss = real_loss.detach() + fake_loss.detach()
+
+        self._toggle_discriminator(False)
+        optimizer = self.optimizers["model"]
+        optimizer.zero_grad(set_to_none=True)
+        with self.precision.autocast():
+            g_loss = self.loss.generator(critic(generator(self.model.prior(batch, noise))))
+        self.backward(g_loss)
+        self.optimizer_step(optimizer)
+        self.finish_step()
+        return {
+            "d_loss": d_loss,
+            "g_loss": g_loss.detach(),
+            "d_real": real_scores.detach().float().mean(),
+            "d_fake": fake_scores.detach().float().mean(),
+        }
+
+
+def _mse(logits: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """Mean squared error per pixel on [-1, 1]: the number people compare across models."""
+    return (torch.tanh(logits.detach().float()) - images.float()).pow(2).mean()

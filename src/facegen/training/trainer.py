@@ -1,0 +1,541 @@
+"""`facegen train`: one plain function that runs any registered model to a run folder.
+
+The loop is the same for every model; what a step does lives in its objective. Only rank 0
+writes. Every file is written atomically; Ctrl-C finishes the current step, saves and exits;
+a NaN, inf or exploding loss stops the run naming the step, keeping the last good checkpoint.
+A resumed run continues exactly: the data order is a function of (seed, epoch), the noise of
+each step a function of (seed, rank, step), and the rest comes back from the checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import shutil
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from facegen import __version__
+from facegen.config import TrainConfig
+from facegen.data.loader import BatchLoader, LoaderOptions, load_images, to_uint8
+from facegen.data.packed import PackedDataset, open_packed
+from facegen.errors import FacegenError
+from facegen.files import write_json, write_text
+from facegen.models import build_model, save_model
+from facegen.models.base import FaceModel
+from facegen.run import (
+    LOG_FILE,
+    LOSS_PLOT,
+    MODEL_FOLDER,
+    RUN_CONFIG,
+    read_run_config,
+    sample_grid_path,
+)
+from facegen.sampling import SAMPLERS, LatentSampler, save_sampler
+from facegen.training.checkpoint import list_checkpoints, load_training_state, save_training_state
+from facegen.training.machine import (
+    Distributed,
+    Precision,
+    init_distributed,
+    resolve_device,
+    resolve_precision,
+    shutdown_distributed,
+)
+from facegen.training.objectives import OBJECTIVES, Objective
+from facegen.viz.grid import image_grid, save_png
+from facegen.viz.plots import plot_losses
+
+RECONSTRUCTION_COUNT = 32
+
+
+class TrainingError(FacegenError):
+    """Training itself failed (not the user's input): exit code 1."""
+
+    exit_code = 1
+
+
+@dataclass
+class TrainResult:
+    run: Path
+    model: FaceModel  # the inference model (the EMA where used), ready to sample
+    step: int
+    total_steps: int
+    interrupted: bool
+    seconds: float
+    precision: str
+    device: str
+
+
+def resolve_for_run(config: TrainConfig, out: Path, *, resume: bool) -> TrainConfig:
+    """The config a run uses: the given one for a new run, the saved one for ``--resume``
+    (where only the length may change: ``steps`` / ``epochs`` from the command line)."""
+    if not resume:
+        return config
+    saved = read_run_config(out)
+    resumed = TrainConfig.from_dict(saved["train"], f"{out / RUN_CONFIG}")
+    if config.steps is not None or config.epochs is not None:
+        resumed = resumed.replace(steps=config.steps, epochs=config.epochs)
+    if config.data and Path(config.data).resolve() != Path(resumed.data).resolve():
+        resumed = resumed.replace(data=config.data)
+    return resumed
+
+
+def model_config_for(config: TrainConfig, data: PackedDataset) -> dict[str, Any]:
+    values = dict(config.model_config)
+    size = values.setdefault("image_size", data.size)
+    if size != data.size:
+        raise FacegenError(
+            f"the model is set for {size}x{size} images but {data.path} holds "
+            f"{data.size}x{data.size}: pick a preset for {data.size} (e.g. "
+            f"--config {config.model}-{data.size}) or pack the data at {size}"
+        )
+    return values
+
+
+def train(
+    config: TrainConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = True,
+) -> TrainResult:
+    """Train ``config.model`` on ``config.data`` into the run folder ``out``.
+
+    >>> train(TrainConfig(model="vae", data="data/synth-64", steps=2000), "runs/vae")
+    """
+    out = Path(out)
+    if resume and not out.exists():
+        raise FacegenError(f"cannot resume: {out} does not exist")
+    if not resume and out.exists() and any(out.iterdir()) and not overwrite:
+        raise FacegenError(
+            f"{out} already exists; pass --resume to continue it or --overwrite to start again"
+        )
+    config = resolve_for_run(config, out, resume=resume)
+    config.validate()
+    if not config.data:
+        raise FacegenError("no data set: pass --data (a folder made by facegen data prepare)")
+    device = resolve_device(config.device)
+    distributed = init_distributed(device)
+    try:
+        return _train(config, out, device, distributed, resume, overwrite, progress)
+    finally:
+        shutdown_distributed()
+
+
+def _train(
+    config: TrainConfig,
+    out: Path,
+    device: torch.device,
+    distributed: Distributed,
+    resume: bool,
+    overwrite: bool,
+    progress: bool,
+) -> TrainResult:
+    precision = Precision(resolve_precision(config.precision, device), device)
+    data = open_packed(config.data)
+    model_values = model_config_for(config, data)
+    torch.manual_seed(config.seed)  # the same initial weights on every rank
+    model = build_model(config.model, model_values)
+    objective = OBJECTIVES.get(model.objective)(model, config, precision, distributed)
+
+    if config.batch_size % distributed.world_size:
+        raise FacegenError(
+            f"batch size {config.batch_size} does not split over {distributed.world_size} "
+            "processes: use a multiple of the process count"
+        )
+    loader = BatchLoader(
+        data,
+        LoaderOptions(
+            batch_size=config.batch_size // distributed.world_size,
+            split="train",
+            flip=config.flip,
+            seed=config.seed,
+            rank=distributed.rank,
+            world_size=distributed.world_size,
+            channels_last=config.channels_last,
+        ),
+        device=device,
+    )
+    batches_per_epoch = len(loader)
+    if config.steps is not None:
+        total_steps = config.steps
+    elif config.epochs is not None:
+        total_steps = math.ceil(config.epochs * batches_per_epoch)
+    else:
+        raise FacegenError("how long? pass --steps N or --epochs E (or set one in the preset)")
+
+    for module in objective.modules.values():
+        module.to(device)
+    start_step, seconds_before, history = 0, 0.0, []
+    if resume:
+        start_step, seconds_before, history = _restore(out, objective, data, total_steps)
+    objective.prepare(device)
+
+    run_summary = _run_summary(config, model, data, precision, device, distributed)
+    if distributed.is_main:
+        if not resume:
+            if out.exists() and overwrite:
+                shutil.rmtree(out)
+            out.mkdir(parents=True, exist_ok=True)
+        write_json(out / RUN_CONFIG, run_summary)
+        # A resumed run forgets what was logged after its checkpoint: those steps run again.
+        write_text(out / LOG_FILE, "".join(json.dumps(r) + "\n" for r in history))
+    distributed.barrier()
+
+    session = _Session(config, out, objective, data, device, distributed, precision.name)
+    session.history = history
+    bar = tqdm(
+        total=total_steps,
+        initial=start_step,
+        desc=f"train {config.model}",
+        unit="step",
+        disable=not (progress and distributed.is_main),
+        dynamic_ncols=True,
+    )
+    started = time.perf_counter()
+    step = start_step
+    interrupted = False
+    with bar, _StopOnInterrupt() as stop:
+        window = _Window()
+        batches: Iterator | None = None
+        while step < total_steps:
+            epoch, index = divmod(step, batches_per_epoch)
+            if batches is None:
+                batches = loader.iterate(epoch, start_batch=index)
+            batch = next(batches, None)
+            if batch is None:
+                batches = None
+                continue
+            objective.model.train()
+            noise = _step_generator(config.seed, distributed, step)
+            logged = objective.step(batch.images, step, noise)
+            step += 1
+            values = {name: float(value) for name, value in logged.items()}
+            _check_losses(values, step, config.max_loss, out, distributed, device)
+            window.add(values, batch.images.shape[0] * distributed.world_size)
+            if step % config.log_every == 0 or step == total_steps:
+                record = window.flush(step, epoch, seconds_before + time.perf_counter() - started)
+                record.update(distributed.mean(record.pop("losses"), device))
+                session.log(record)
+                bar.set_postfix(_postfix(record), refresh=False)
+            bar.update(1)
+            milestone_sample = step % config.sample_every == 0
+            milestone_save = step % config.checkpoint_every == 0
+            if (milestone_sample or milestone_save) and step < total_steps:
+                with window.paused():
+                    if milestone_sample:
+                        session.write_pictures(step)
+                    if milestone_save:
+                        session.save(step, seconds_before + time.perf_counter() - started)
+            if distributed.any(stop.requested, device):
+                interrupted = step < total_steps
+                break
+
+    seconds = seconds_before + time.perf_counter() - started
+    objective.sync_buffers()
+    if not interrupted:
+        session.fit_sampler(progress)
+    session.write_pictures(step)
+    session.save(step, seconds)
+    model = objective.inference_model().eval()
+    return TrainResult(
+        out, model, step, total_steps, interrupted, seconds, precision.name, str(device)
+    )
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _step_generator(seed: int, distributed: Distributed, step: int) -> torch.Generator:
+    """The noise of one step on one rank, from (seed, rank, step) alone: nothing to save,
+    and a resumed run draws exactly what the uninterrupted run drew."""
+    key = np.random.SeedSequence([seed, distributed.rank, step]).generate_state(2, np.uint64)
+    return torch.Generator().manual_seed(int(key[0] >> np.uint64(1)))
+
+
+def _check_losses(
+    values: dict[str, float],
+    step: int,
+    limit: float,
+    out: Path,
+    distributed: Distributed,
+    device: torch.device,
+) -> None:
+    bad = {name: v for name, v in values.items() if not math.isfinite(v) or abs(v) > limit}
+    if distributed.any(bool(bad), device):
+        saved = list_checkpoints(out)
+        kept = f"the last good checkpoint is {saved[-1][1]}" if saved else "no checkpoint yet"
+        what = ", ".join(f"{name} = {value:.4g}" for name, value in bad.items()) or "on a rank"
+        raise TrainingError(
+            f"the loss went bad at step {step} ({what}); training stopped and {kept}. "
+            "A lower --lr (or --precision fp32) usually helps; resume with --resume"
+        )
+
+
+def _restore(
+    out: Path, objective: Objective, data: PackedDataset, total_steps: int
+) -> tuple[int, float, list[dict]]:
+    checkpoints = list_checkpoints(out)
+    if not checkpoints:
+        raise FacegenError(f"cannot resume: {out} has no checkpoint yet")
+    step, path = checkpoints[-1]
+    state = load_training_state(path)
+    expected = read_run_config(out).get("data", {})
+    if expected.get("train_images") not in (None, len(data.split_indices("train"))) or (
+        expected.get("size") not in (None, data.size)
+    ):
+        raise FacegenError(
+            f"{data.path} is not the data set this run was trained on "
+            f"({expected.get('train_images')} training images at {expected.get('size')}px, "
+            f"now {len(data.split_indices('train'))} at {data.size}px)"
+        )
+    try:
+        objective.load_state_dict(state)
+    except (KeyError, RuntimeError) as error:
+        reason = str(error).splitlines()[0]
+        raise FacegenError(f"{path} does not match this run's model config: {reason}") from None
+    if step >= total_steps:
+        raise FacegenError(
+            f"{out} already reached step {step}; pass a larger --steps to train further"
+        )
+    history = [r for r in _read_log(out / LOG_FILE) if r.get("step", 0) <= step]
+    return step, float(state.get("seconds", 0.0)), history
+
+
+def _read_log(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        with contextlib.suppress(ValueError):
+            records.append(json.loads(line))
+    return records
+
+
+def _run_summary(
+    config: TrainConfig,
+    model: FaceModel,
+    data: PackedDataset,
+    precision: Precision,
+    device: torch.device,
+    distributed: Distributed,
+) -> dict[str, Any]:
+    parameters = sum(p.numel() for p in model.parameters())
+    return {
+        "train": config.to_dict(),
+        "model": model.name,
+        "model_config": model.config.to_dict(),
+        "model_parameters": parameters,
+        "data": {
+            "path": str(Path(config.data).resolve()),
+            "size": data.size,
+            "crop": data.manifest.get("crop"),
+            "count": len(data),
+            "train_images": len(data.split_indices("train")),
+            "splits": data.manifest.get("splits"),
+            "source": data.manifest.get("source", {}).get("path"),
+        },
+        "device": str(device),
+        "precision": precision.name,
+        "world_size": distributed.world_size,
+        "facegen_version": __version__,
+        "torch_version": torch.__version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _postfix(record: dict) -> dict[str, str]:
+    shown = {k: f"{v:.4g}" for k, v in record.items() if k not in ("step", "epoch", "seconds")}
+    shown["img/s"] = shown.pop("images_per_second", "?")
+    return shown
+
+
+class _Window:
+    """Losses and speed since the last log line; time spent sampling and saving is paused
+    out, so images/s is the training speed."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.steps = 0
+        self.images = 0
+        self.started = time.perf_counter()
+        self.paused_seconds = 0.0
+
+    def add(self, values: dict[str, float], images: int) -> None:
+        for name, value in values.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+        self.steps += 1
+        self.images += images
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        began = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.paused_seconds += time.perf_counter() - began
+
+    def flush(self, step: int, epoch: int, seconds: float) -> dict[str, Any]:
+        elapsed = time.perf_counter() - self.started - self.paused_seconds
+        record = {
+            "step": step,
+            "epoch": epoch,
+            "losses": {name: total / self.steps for name, total in self.sums.items()},
+            "images_per_second": round(self.images / max(elapsed, 1e-9), 2),
+            "seconds": round(seconds, 2),
+        }
+        self.__init__()
+        return record
+
+
+class _StopOnInterrupt:
+    """The first Ctrl-C asks the loop to stop after the current step (then it saves); a
+    second one interrupts at once."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def __enter__(self) -> _StopOnInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(
+            "\nstopping after this step and saving (Ctrl-C again to quit at once)", file=sys.stderr
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
+class _Session:
+    """Everything rank 0 writes during a run: log, pictures, weights, checkpoints."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        out: Path,
+        objective: Objective,
+        data: PackedDataset,
+        device: torch.device,
+        distributed: Distributed,
+        precision: str,
+    ) -> None:
+        self.config, self.out, self.objective = config, out, objective
+        self.data, self.device, self.distributed = data, device, distributed
+        self.precision = precision
+        self.history: list[dict] = []
+        self._fitted_sampler: LatentSampler | None = None
+        model = objective.model
+        # Fixed latents and faces, so the grids of one run show the same faces improving.
+        self.fixed_z = model.prior(config.sample_count, torch.Generator().manual_seed(config.seed))
+        self.fixed_images = None
+        if model.has_encoder:
+            rows = _reference_rows(data, RECONSTRUCTION_COUNT)
+            self.fixed_images = load_images(data, rows, device=device)
+
+    def log(self, record: dict) -> None:
+        self.history.append(record)
+        if self.distributed.is_main:
+            path = self.out / LOG_FILE
+            with open(path, "a", encoding="utf-8") as log:
+                log.write(json.dumps(record) + "\n")
+
+    @torch.no_grad()
+    def write_pictures(self, step: int) -> None:
+        if not self.distributed.is_main:
+            return
+        model = self.objective.inference_model()
+        was_training = model.training
+        model.eval()
+        try:
+            if model.prior_is_trained or self._fitted_sampler is not None:
+                z = self.fixed_z
+                if self._fitted_sampler is not None:
+                    generator = torch.Generator().manual_seed(self.config.seed)
+                    z = self._fitted_sampler.sample(self.config.sample_count, generator)
+                faces = _decode_in_batches(model, z.to(self.device))
+                save_png(image_grid(to_uint8(faces)), sample_grid_path(self.out, step))
+            if self.fixed_images is not None:
+                recon = _decode_in_batches(model, model.encode(self.fixed_images))
+                save_png(
+                    _pairs_grid(self.fixed_images, recon),
+                    sample_grid_path(self.out, step, "recon-step"),
+                )
+        finally:
+            model.train(was_training)
+        if self.history:
+            title = f"{self.config.model} on {Path(self.config.data).name}"
+            plot_losses(self.history, self.out / LOSS_PLOT, title)
+
+    def fit_sampler(self, progress: bool) -> None:
+        """Fit the GMM on training latents (models with an encoder) and save it in model/."""
+        model = self.objective.inference_model()
+        if not (model.has_encoder and self.distributed.is_main):
+            return
+        rows = _reference_rows(self.data, self.config.sampler_images, split="train")
+        was_training = model.training
+        model.eval()
+        latents = []
+        with torch.no_grad():
+            for chunk in np.array_split(rows, max(1, len(rows) // 256)):
+                images = load_images(self.data, chunk, device=self.device)
+                latents.append(model.encode(images).float().cpu())
+        model.train(was_training)
+        latents = torch.cat(latents)  # (N, latent_dim)
+        components = min(self.config.sampler_components, len(latents))
+        sampler = SAMPLERS.get("gmm")(components=components)
+        sampler.fit(latents, torch.Generator().manual_seed(self.config.seed))
+        save_sampler(sampler, self.out / MODEL_FOLDER)
+        self._fitted_sampler = sampler
+
+    def save(self, step: int, seconds: float) -> None:
+        if self.distributed.is_main:
+            state = {"seconds": seconds, **self.objective.state_dict()}
+            save_training_state(self.out, step, state, self.config.keep_checkpoints)
+            save_model(self.objective.inference_model(), self.out / MODEL_FOLDER)
+        self.distributed.barrier()
+
+
+def _reference_rows(data: PackedDataset, count: int, split: str = "test") -> np.ndarray:
+    """The first ``count`` rows of ``split`` (falling back to others if it is empty)."""
+    for name in (split, "valid", "test", "train"):
+        rows = data.split_indices(name)
+        if len(rows):
+            return rows[:count]
+    return np.arange(min(count, len(data)))
+
+
+@torch.no_grad()
+def _decode_in_batches(model: FaceModel, z: torch.Tensor, batch: int = 64) -> torch.Tensor:
+    return torch.cat([model.decode(chunk).float() for chunk in z.split(batch)])
+
+
+def _pairs_grid(originals: torch.Tensor, reconstructions: torch.Tensor) -> np.ndarray:
+    """Rows of 8 originals, each above its 8 reconstructions."""
+    a, b = to_uint8(originals), to_uint8(reconstructions)
+    rows = [
+        part
+        for start in range(0, len(a), 8)
+        for part in (a[start : start + 8], b[start : start + 8])
+    ]
+    return image_grid(np.concatenate(rows), columns=8)

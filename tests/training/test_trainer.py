@@ -1,0 +1,175 @@
+"""The trainer: the run folder, losses that fall, exact resume, Ctrl-C, bad losses, bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+import facegen
+from facegen.errors import DataError, FacegenError
+from facegen.models import MODELS
+from facegen.training import objectives
+from facegen.training.trainer import TrainingError, train
+from tests.training.conftest import tiny_config
+
+
+def read_log(run):
+    return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("model", MODELS.names())
+def test_run_folder_has_everything_design_promises(faces32, tmp_path, model):
+    run = tmp_path / "run"
+    result = train(tiny_config(model, faces32), run, progress=False)
+    assert result.step == 6 and not result.interrupted
+    config = json.loads((run / "config.json").read_text())
+    assert config["model"] == model and config["data"]["size"] == 32
+    assert config["facegen_version"] == facegen.__version__ and config["torch_version"]
+    assert (run / "model" / "config.json").exists() and (
+        run / "model" / "model.safetensors"
+    ).exists()
+    steps = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert steps == ["training-state-0000003.pt", "training-state-0000006.pt"]
+    log = read_log(run)
+    assert [r["step"] for r in log] == [2, 4, 6]
+    assert all(r["images_per_second"] > 0 and "seconds" in r for r in log)
+    assert (run / "loss.png").exists()
+    grids = sorted(p.name for p in (run / "samples").iterdir())
+    model_class = MODELS.get(model)
+    if model_class.has_encoder:
+        assert "recon-step-0000006.png" in grids
+        assert (run / "model" / "sampler-gmm.safetensors").exists()
+    assert "step-0000006.png" in grids
+    grid = np.asarray(Image.open(run / "samples" / "step-0000006.png"))
+    assert grid.shape == (4 * 34 + 2, 4 * 34 + 2, 3)  # 16 faces of 32x32, padding 2
+
+
+@pytest.mark.parametrize("model", ["ae", "vae"])
+def test_reconstruction_loss_falls(faces32, tmp_path, model):
+    config = tiny_config(
+        model, faces32, steps=40, log_every=10, sample_every=100, checkpoint_every=100
+    )
+    train(config, tmp_path / "run", progress=False)
+    log = read_log(tmp_path / "run")
+    assert log[-1]["mse"] < 0.7 * log[0]["mse"]
+
+
+def test_gan_discriminator_learns(faces32, tmp_path):
+    config = tiny_config(
+        "dcgan", faces32, steps=30, log_every=5, sample_every=100, checkpoint_every=100
+    )
+    train(config, tmp_path / "run", progress=False)
+    log = read_log(tmp_path / "run")
+    assert log[-1]["d_loss"] < log[0]["d_loss"]
+    assert log[-1]["d_real"] > log[-1]["d_fake"]  # it tells real from fake
+
+
+@pytest.mark.parametrize("model", MODELS.names())
+def test_resume_continues_exactly(faces32, tmp_path, model):
+    train(tiny_config(model, faces32, steps=6), tmp_path / "a", progress=False)
+    train(tiny_config(model, faces32, steps=3), tmp_path / "b", progress=False)
+    resumed = train(
+        tiny_config(model, faces32, steps=6), tmp_path / "b", resume=True, progress=False
+    )
+    assert resumed.step == 6
+    a = load_file(tmp_path / "a" / "model" / "model.safetensors")
+    b = load_file(tmp_path / "b" / "model" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+    # The 3-step run logged its last step too; the resumed run logs on from there.
+    assert [r["step"] for r in read_log(tmp_path / "b")] == [2, 3, 4, 6]
+    assert read_log(tmp_path / "b")[0] == read_log(tmp_path / "a")[0] | {
+        k: read_log(tmp_path / "b")[0][k] for k in ("images_per_second", "seconds")
+    }
+
+
+def test_load_run_samples_reproducibly(faces32, tmp_path):
+    train(tiny_config("vae", faces32), tmp_path / "run", progress=False)
+    run = facegen.load_run(tmp_path / "run")
+    a, b = run.sample(5, seed=1), run.sample(5, seed=1)
+    assert a.shape == (5, 3, 32, 32) and torch.equal(a, b)
+    assert not torch.equal(a, run.sample(5, seed=2))
+    assert run.sample(4, seed=0, sampler="gmm").shape == (4, 3, 32, 32)
+    images = torch.rand(3, 3, 32, 32) * 2 - 1
+    assert run.reconstruct(images).shape == (3, 3, 32, 32)
+
+
+def test_ctrl_c_saves_and_resume_finishes(faces32, tmp_path, monkeypatch):
+    real_step = objectives.AutoencoderObjective.step
+
+    def step_then_interrupt(self, images, step, noise):
+        logged = real_step(self, images, step, noise)
+        if step == 3:  # the 4th step: Ctrl-C arrives while it runs
+            signal.raise_signal(signal.SIGINT)
+        return logged
+
+    monkeypatch.setattr(objectives.AutoencoderObjective, "step", step_then_interrupt)
+    result = train(
+        tiny_config("ae", faces32, steps=10, checkpoint_every=100), tmp_path / "r", progress=False
+    )
+    assert result.interrupted and result.step == 4
+    assert (tmp_path / "r" / "checkpoints" / "training-state-0000004.pt").exists()
+    monkeypatch.undo()
+    result = train(
+        tiny_config("ae", faces32, steps=10), tmp_path / "r", resume=True, progress=False
+    )
+    assert result.step == 10 and not result.interrupted
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(
+    faces32, tmp_path, monkeypatch
+):
+    real_step = objectives.AutoencoderObjective.step
+
+    def poisoned(self, images, step, noise):
+        logged = real_step(self, images, step, noise)
+        if step == 4:
+            logged["loss"] = torch.tensor(math.nan)
+        return logged
+
+    monkeypatch.setattr(objectives.AutoencoderObjective, "step", poisoned)
+    with pytest.raises(TrainingError, match="step 5") as error:
+        train(
+            tiny_config("ae", faces32, steps=10, checkpoint_every=2), tmp_path / "r", progress=False
+        )
+    assert "training-state-0000004.pt" in str(error.value)
+    names = sorted(p.name for p in (tmp_path / "r" / "checkpoints").iterdir())
+    assert names[-1] == "training-state-0000004.pt"
+
+
+def test_bad_input_gets_clear_errors(faces32, tmp_path):
+    with pytest.raises(FacegenError, match="unknown model 'unet'; choose one of: ae, dcgan"):
+        train(tiny_config("ae", faces32, model="unet"), tmp_path / "a", progress=False)
+    with pytest.raises(DataError, match="not a packed data set"):
+        train(tiny_config("ae", tmp_path), tmp_path / "b", progress=False)
+    big = tiny_config("ae", faces32)
+    big.model_config["image_size"] = 64
+    with pytest.raises(FacegenError, match="set for 64x64 images but .* holds 32x32"):
+        train(big, tmp_path / "c", progress=False)
+    train(tiny_config("ae", faces32, steps=2), tmp_path / "d", progress=False)
+    with pytest.raises(FacegenError, match="already exists; pass --resume .* or --overwrite"):
+        train(tiny_config("ae", faces32, steps=2), tmp_path / "d", progress=False)
+    with pytest.raises(FacegenError, match="already reached step 2"):
+        train(tiny_config("ae", faces32, steps=2), tmp_path / "d", resume=True, progress=False)
+    with pytest.raises(FacegenError, match="cannot resume: .* does not exist"):
+        train(tiny_config("ae", faces32), tmp_path / "nope", resume=True, progress=False)
+    result = train(
+        tiny_config("ae", faces32, steps=2), tmp_path / "d", overwrite=True, progress=False
+    )
+    assert result.step == 2
+
+
+def test_resume_refuses_another_data_set(faces32, packed_factory, tmp_path):
+    train(tiny_config("ae", faces32, steps=3), tmp_path / "r", progress=False)
+    other = packed_factory(n=50, size=32)
+    with pytest.raises(FacegenError, match="not the data set this run was trained on"):
+        train(tiny_config("ae", other, steps=6), tmp_path / "r", resume=True, progress=False)
