@@ -1,6 +1,7 @@
 """The `facegen` command as a user meets it: help, the data commands, and one clear line
 for every input mistake."""
 
+import json
 import subprocess
 import sys
 
@@ -133,3 +134,77 @@ def test_a_real_process_gets_no_traceback(tmp_path):
         f"facegen: error: {tmp_path} contains no images "
         "(looked for .jpg .jpeg .png .webp .bmp, recursively)"
     )
+
+
+@pytest.fixture(scope="module")
+def tiny_packed(tmp_path_factory):
+    from tests.conftest import write_packed
+
+    return write_packed(tmp_path_factory.mktemp("cli") / "packed", n=40, size=32)
+
+
+def test_train_dry_run_prints_the_resolved_config(capsys, tiny_packed, tmp_path):
+    code, stdout, _ = run(
+        capsys,
+        "train",
+        "--model",
+        "dcgan",
+        "--data",
+        str(tiny_packed.path),
+        "--out",
+        str(tmp_path / "r"),
+        "--steps",
+        "7",
+        "--set",
+        "model.g_width=8",
+        "--set",
+        "d_steps=2",
+        "--dry-run",
+    )
+    assert code == 0 and "nothing was written" in stdout
+    resolved = json.loads(stdout[: stdout.rindex("}") + 1])
+    assert resolved["train"]["model"] == "dcgan" and resolved["train"]["steps"] == 7
+    assert resolved["train"]["d_steps"] == 2 and resolved["model_config"]["g_width"] == 8
+    assert resolved["train"]["description"].startswith("Classic DCGAN at 32px")  # dcgan-32
+    assert not (tmp_path / "r").exists()
+
+
+def test_train_then_resume_from_the_command_line(capsys, tiny_packed, tmp_path):
+    out = str(tmp_path / "r")
+    common = ["--data", str(tiny_packed.path), "--out", out, "--quiet"]
+    tiny = ["--set", "model.width=8", "--set", "model.latent_dim=8", "--batch-size", "8"]
+    code, stdout, _ = run(capsys, "train", "--model", "ae", *common, "--steps", "3", *tiny)
+    assert code == 0 and "trained ae for 3 steps" in stdout
+    code, stdout, _ = run(capsys, "train", "--resume", *common, "--steps", "5")
+    assert code == 0 and "trained ae for 5 steps" in stdout
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--model", "gan"], "unknown model 'gan'"),
+        (["--config", "nope-64"], "unknown preset 'nope-64'; choose one of: ae-128"),
+        (["--config", "dcgan-32", "--model", "vae"], "contradicts the preset's model 'dcgan'"),
+        (["--resume", "--config", "vae-32"], "--resume continues a run with its own config"),
+        (["--set", "nonsense"], "--set takes key=value"),
+        (["--set", "kl_weigth=2"], "unknown field kl_weigth"),
+        (["--set", "model.depth=3"], "unknown VAEConfig field: depth"),
+        (["--model", "ae", "--batch-size", "0"], "must be at least 1"),
+        (["--model", "ae", "--precision", "fp16", "--device", "cpu"], "fp16 training needs a GPU"),
+        (["--model", "ae", "--device", "cuda"], "no CUDA GPU is available"),
+    ],
+)
+def test_train_input_mistakes(capsys, tiny_packed, tmp_path, argv, message):
+    code, _, err = run(
+        capsys,
+        "train",
+        "--data",
+        str(tiny_packed.path),
+        "--out",
+        str(tmp_path / "r"),
+        "--steps",
+        "1",
+        *argv,
+    )
+    assert code == 2, err
+    assert message in err and len(err.strip().splitlines()) == 1

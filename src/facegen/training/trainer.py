@@ -78,11 +78,12 @@ class TrainResult:
     device: str
 
 
-def resolve_for_run(config: TrainConfig, out: Path, *, resume: bool) -> TrainConfig:
+def resolve_for_run(config: TrainConfig, out: str | Path, *, resume: bool) -> TrainConfig:
     """The config a run uses: the given one for a new run, the saved one for ``--resume``
     (where only the length may change: ``steps`` / ``epochs`` from the command line)."""
     if not resume:
         return config
+    out = Path(out)
     saved = read_run_config(out)
     resumed = TrainConfig.from_dict(saved["train"], f"{out / RUN_CONFIG}")
     if config.steps is not None or config.epochs is not None:
