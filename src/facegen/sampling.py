@@ -504,8 +504,8 @@ def load_sampler(folder: str | Path, name: str) -> LatentSampler:
     sampler_class = SAMPLERS.get(name)
     path = sampler_path(folder, name)
     how = (
-        f"fit it with `facegen train` (AE/VAE runs fit one at the end) or "
-        f"`facegen.load_run(RUN).fit_sampler({name!r})`"
+        "`facegen train` fits one at the end of training models with an encoder (AE, VAE); "
+        f"or fit one on latents: save_sampler(SAMPLERS.get({name!r})().fit(latents), folder)"
     )
     if not path.is_file():
         raise FacegenError(f"no {name} sampler at {path}: {how}")
