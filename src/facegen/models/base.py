@@ -122,6 +122,21 @@ class FaceModel(nn.Module, ABC):
         raise FacegenError(f"the {self.name} model is not a GAN and has no discriminator")
 
 
+class GANModel(FaceModel):
+    """A GAN's generator: ``forward`` is ``decode`` (DDP trains through ``forward``), and
+    the critic comes from :meth:`make_discriminator`."""
+
+    is_gan = True
+    objective = "gan"
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decode(z)
+
+    @abstractmethod
+    def make_discriminator(self) -> nn.Module:
+        """The critic: images (B, 3, S, S) -> scores (B,)."""
+
+
 def encoder_model_names() -> list[str]:
     from facegen.models import MODELS
 

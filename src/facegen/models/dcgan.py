@@ -20,7 +20,7 @@ from torch import nn
 
 from facegen.errors import FacegenError
 from facegen.models import MODELS
-from facegen.models.base import FaceModel, ModelConfig
+from facegen.models.base import GANModel, ModelConfig
 from facegen.models.blocks import stage_widths
 
 MAX_WIDTH_MULTIPLE = 8
@@ -76,13 +76,11 @@ class DCGANDiscriminator(nn.Module):
 
 
 @MODELS.register("dcgan")
-class DCGAN(FaceModel):
+class DCGAN(GANModel):
     """The DCGAN generator; ``make_discriminator()`` builds its critic."""
 
     name = "dcgan"
     config_class = DCGANConfig
-    is_gan = True
-    objective = "gan"
     config: DCGANConfig
 
     def __init__(self, config: DCGANConfig) -> None:
@@ -106,9 +104,6 @@ class DCGAN(FaceModel):
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return self.layers(z.view(-1, self.latent_dim, 1, 1))  # (B, 3, S, S) in [-1, 1]
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decode(z)
 
     def make_discriminator(self) -> DCGANDiscriminator:
         return DCGANDiscriminator(self.config)

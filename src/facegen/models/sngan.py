@@ -46,7 +46,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from facegen.errors import FacegenError
 from facegen.models import MODELS
-from facegen.models.base import FaceModel, ModelConfig
+from facegen.models.base import GANModel, ModelConfig
 from facegen.models.blocks import BASE_SIDE, stage_count
 
 MAX_WIDTH_MULTIPLE = 16
@@ -153,13 +153,11 @@ class SNGANDiscriminator(nn.Module):
 
 
 @MODELS.register("sngan")
-class SNGAN(FaceModel):
+class SNGAN(GANModel):
     """The ResNet generator; ``make_discriminator()`` builds the spectral-norm critic."""
 
     name = "sngan"
     config_class = SNGANConfig
-    is_gan = True
-    objective = "gan"
     config: SNGANConfig
 
     def __init__(self, config: SNGANConfig) -> None:
@@ -177,9 +175,6 @@ class SNGAN(FaceModel):
         h = self.project(z).view(-1, self.top, BASE_SIDE, BASE_SIDE)  # (B, C, 4, 4)
         h = self.blocks(h)  # (B, g_width, S, S)
         return torch.tanh(self.to_rgb(F.relu(self.norm(h))))  # (B, 3, S, S) in [-1, 1]
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.decode(z)
 
     def make_discriminator(self) -> SNGANDiscriminator:
         return SNGANDiscriminator(self.config)
