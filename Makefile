@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 SYNTH := data/synth
 CELEBA ?=
 PACKED := data/$(if $(CELEBA),celeba,synth)-64
+RUNS := runs/demo$(if $(CELEBA),-celeba,)
 
 .PHONY: install demo test lint format clean
 
@@ -29,6 +30,12 @@ demo: install
 	@if [ ! -d $(PACKED) ]; then \
 		$(BIN)/facegen data prepare $(if $(CELEBA),$(CELEBA),$(SYNTH)) $(PACKED) --size 64; fi
 	$(BIN)/facegen data info $(PACKED)
+	@for spec in "vae 400" "ae 400" "sngan 600"; do set -- $$spec; \
+		if [ ! -d $(RUNS)/$$1 ]; then \
+			$(BIN)/facegen train --model $$1 --data $(PACKED) --out $(RUNS)/$$1 --steps $$2 \
+				--set sample_every=200 || exit $$?; fi; done
+	@echo "samples:         $(RUNS)/*/samples/ (step-*.png; recon-step-*.png for ae and vae)"
+	@echo "loss curves:     $(RUNS)/*/loss.png"
 
 test: install
 	$(BIN)/python -m pytest

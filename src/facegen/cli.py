@@ -175,6 +175,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     )
     minutes, seconds = divmod(int(result.seconds), 60)
     how = f"{result.precision} on {result.device}"
+    if result.rank != 0:
+        return 130 if result.interrupted else 0
     if result.interrupted:
         print(
             f"interrupted at step {result.step} of {result.total_steps} ({how}); saved. "

@@ -76,6 +76,7 @@ class TrainResult:
     seconds: float
     precision: str
     device: str
+    rank: int = 0  # under torchrun, only rank 0 should report
 
 
 def resolve_for_run(config: TrainConfig, out: str | Path, *, resume: bool) -> TrainConfig:
@@ -253,7 +254,15 @@ def _train(
     session.save(step, seconds)
     model = objective.inference_model().eval()
     return TrainResult(
-        out, model, step, total_steps, interrupted, seconds, precision.name, str(device)
+        out,
+        model,
+        step,
+        total_steps,
+        interrupted,
+        seconds,
+        precision.name,
+        str(device),
+        distributed.rank,
     )
 
 
