@@ -30,7 +30,7 @@ demo: install
 	@if [ ! -d $(PACKED) ]; then \
 		$(BIN)/facegen data prepare $(if $(CELEBA),$(CELEBA),$(SYNTH)) $(PACKED) --size 64; fi
 	$(BIN)/facegen data info $(PACKED)
-	@for spec in "vae 400" "ae 400" "sngan 600"; do set -- $$spec; \
+	@for spec in "vae 400" "ae 400" "dcgan 600"; do set -- $$spec; \
 		if [ ! -d $(RUNS)/$$1 ]; then \
 			$(BIN)/facegen train --model $$1 --data $(PACKED) --out $(RUNS)/$$1 --steps $$2 \
 				--set sample_every=200 || exit $$?; fi; done
