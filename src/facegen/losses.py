@@ -38,16 +38,20 @@ def summed_binary_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> t
     return loss.flatten(1).sum(1).mean()
 
 
-def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """KL(N(mu, exp(logvar)) || N(0, I)) summed over latent dimensions, batch mean."""
+def _kl_terms(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mu, exp(logvar)) || N(0, I)) per image and latent dimension: (B, D)."""
     mu, logvar = mu.float(), logvar.float()
-    return (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).sum(1).mean()
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)
+
+
+def kl_divergence(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """The KL summed over latent dimensions, batch mean."""
+    return _kl_terms(mu, logvar).sum(1).mean()
 
 
 def kl_per_dimension(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """The same KL, per latent dimension (D,): which dimensions the VAE actually uses."""
-    mu, logvar = mu.float(), logvar.float()
-    return (0.5 * (mu.pow(2) + logvar.exp() - 1 - logvar)).mean(0)
+    return _kl_terms(mu, logvar).mean(0)
 
 
 # GAN losses. Scores are raw logits / critic values (B,). The discriminator's loss is split

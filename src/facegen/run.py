@@ -16,6 +16,7 @@ Layout (DESIGN.md section 5)::
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,19 @@ def read_run_config(run: Path) -> dict[str, Any]:
         raise FacegenError(f"{run} is not a facegen run (no {RUN_CONFIG})") from None
     except ValueError as error:
         raise FacegenError(f"{path} is damaged: {error}") from None
+
+
+@torch.no_grad()
+def in_batches(
+    function: Callable[[torch.Tensor], torch.Tensor],
+    inputs: torch.Tensor,
+    device: torch.device | str,
+    batch_size: int = 64,
+) -> torch.Tensor:
+    """``function`` over ``inputs`` in batches on ``device``; the result float32 on the CPU."""
+    return torch.cat(
+        [function(chunk.to(device)).float().cpu() for chunk in inputs.split(batch_size)]
+    )
 
 
 @dataclass
@@ -83,20 +97,11 @@ class Run:
         z = self.sampler(sampler).sample(n, generator)  # (n, latent_dim)
         return self.decode(z, batch_size=batch_size)
 
-    @torch.no_grad()
     def decode(self, z: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-        parts = [
-            self.model.decode(chunk.to(self.device)).float().cpu() for chunk in z.split(batch_size)
-        ]
-        return torch.cat(parts)
+        return in_batches(self.model.decode, z, self.device, batch_size)
 
-    @torch.no_grad()
     def encode(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-        parts = [
-            self.model.encode(chunk.to(self.device)).float().cpu()
-            for chunk in images.split(batch_size)
-        ]
-        return torch.cat(parts)
+        return in_batches(self.model.encode, images, self.device, batch_size)
 
     @torch.no_grad()
     def reconstruct(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from facegen.errors import FacegenError
 from facegen.models import MODELS
 from facegen.models.base import FaceModel, ModelConfig
 from facegen.models.blocks import ConvDecoder, ConvEncoder, stage_widths
@@ -31,11 +30,6 @@ class AEConfig(ModelConfig):
     image_size: int = 64
     latent_dim: int = 128
     width: int = 32
-
-    def validate(self) -> None:
-        super().validate()
-        if self.width < 1:
-            raise FacegenError(f"width must be at least 1, not {self.width}")
 
 
 @MODELS.register("ae")

@@ -32,8 +32,11 @@ class ModelConfig:
         if self.image_size not in SIZES:
             sizes = ", ".join(map(str, SIZES))
             raise FacegenError(f"image size {self.image_size} is not supported: choose {sizes}")
-        if self.latent_dim < 1:
-            raise FacegenError(f"latent_dim must be at least 1, not {self.latent_dim}")
+        # Every other integer field of a model config is a size (latents, channels).
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name != "image_size" and isinstance(value, int) and value < 1:
+                raise FacegenError(f"{field.name} must be at least 1, not {value}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

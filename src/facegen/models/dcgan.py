@@ -18,7 +18,6 @@ from itertools import pairwise
 import torch
 from torch import nn
 
-from facegen.errors import FacegenError
 from facegen.models import MODELS
 from facegen.models.base import GANModel, ModelConfig
 from facegen.models.blocks import stage_widths
@@ -35,12 +34,6 @@ class DCGANConfig(ModelConfig):
     latent_dim: int = 100
     g_width: int = 64
     d_width: int = 64
-
-    def validate(self) -> None:
-        super().validate()
-        for field in ("g_width", "d_width"):
-            if getattr(self, field) < 1:
-                raise FacegenError(f"{field} must be at least 1, not {getattr(self, field)}")
 
 
 def init_dcgan_weights(module: nn.Module) -> None:

@@ -44,7 +44,6 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
-from facegen.errors import FacegenError
 from facegen.models import MODELS
 from facegen.models.base import GANModel, ModelConfig
 from facegen.models.blocks import BASE_SIDE, stage_count
@@ -63,12 +62,6 @@ class SNGANConfig(ModelConfig):
     latent_dim: int = 128
     g_width: int = 16
     d_width: int = 16
-
-    def validate(self) -> None:
-        super().validate()
-        for field in ("g_width", "d_width"):
-            if getattr(self, field) < 1:
-                raise FacegenError(f"{field} must be at least 1, not {getattr(self, field)}")
 
 
 def widths_from(width: int, count: int) -> list[int]:

@@ -40,6 +40,7 @@ from facegen.run import (
     LOSS_PLOT,
     MODEL_FOLDER,
     RUN_CONFIG,
+    in_batches,
     read_run_config,
     sample_grid_path,
 )
@@ -483,10 +484,11 @@ class _Session:
                 if self._fitted_sampler is not None:
                     generator = torch.Generator().manual_seed(self.config.seed)
                     z = self._fitted_sampler.sample(self.config.sample_count, generator)
-                faces = _decode_in_batches(model, z.to(self.device))
+                faces = in_batches(model.decode, z, self.device)
                 save_png(image_grid(to_uint8(faces)), sample_grid_path(self.out, step))
             if self.fixed_images is not None:
-                recon = _decode_in_batches(model, model.encode(self.fixed_images))
+                latents = in_batches(model.encode, self.fixed_images, self.device)
+                recon = in_batches(model.decode, latents, self.device)
                 save_png(
                     _pairs_grid(self.fixed_images, recon),
                     sample_grid_path(self.out, step, "recon-step"),
@@ -533,11 +535,6 @@ def _reference_rows(data: PackedDataset, count: int, split: str = "test") -> np.
         if len(rows):
             return rows[:count]
     return np.arange(min(count, len(data)))
-
-
-@torch.no_grad()
-def _decode_in_batches(model: FaceModel, z: torch.Tensor, batch: int = 64) -> torch.Tensor:
-    return torch.cat([model.decode(chunk).float() for chunk in z.split(batch)])
 
 
 def _pairs_grid(originals: torch.Tensor, reconstructions: torch.Tensor) -> np.ndarray:
