@@ -1,0 +1,135 @@
+"""`facegen train`."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+
+from facegen.cli.common import non_negative_int, positive_int
+from facegen.errors import FacegenError
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from facegen.config import TrainConfig, parse_override, read_preset, resolve
+    from facegen.data.packed import open_packed
+    from facegen.models import build_model
+    from facegen.training.trainer import model_config_for, resolve_for_run, train
+
+    overrides = {
+        "model": args.model,
+        "data": args.data,
+        "steps": args.steps,
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "seed": args.seed,
+        "device": args.device,
+        "precision": args.precision,
+        "lr": args.lr,
+        "compile": args.compile or None,
+        "channels_last": False if args.no_channels_last else None,
+    }
+    sets = [parse_override(text) for text in args.set]
+    if args.resume:
+        if args.config or args.model or sets:
+            raise FacegenError(
+                "--resume continues a run with its own config: drop --config, "
+                "--model and --set (only --steps/--epochs/--data may change)"
+            )
+        config = resolve_for_run(
+            TrainConfig(steps=args.steps, epochs=args.epochs, data=args.data or ""),
+            args.out,
+            resume=True,
+        )
+    else:
+        if not args.data:
+            raise FacegenError("--data is required: a folder made by facegen data prepare")
+        preset: dict = {}
+        if args.config:
+            preset = read_preset(args.config)
+            if args.model and preset.get("model", args.model) != args.model:
+                raise FacegenError(
+                    f"--model {args.model} contradicts the preset's model {preset.get('model')!r}"
+                )
+        else:
+            name = f"{args.model or 'vae'}-{open_packed(args.data).size}"
+            with contextlib.suppress(FacegenError):
+                preset = read_preset(name)
+        config = resolve(preset, overrides, sets)
+    if args.dry_run:
+        model = build_model(config.model, model_config_for(config, open_packed(config.data)))
+        parameters = sum(p.numel() for p in model.parameters())
+        print(
+            json.dumps(
+                {
+                    "train": config.to_dict(),
+                    "model_config": model.config.to_dict(),
+                    "model_parameters": parameters,
+                },
+                indent=2,
+            )
+        )
+        print(f"dry run: nothing was written (the run would go to {args.out})")
+        return 0
+    result = train(
+        config, args.out, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet
+    )
+    minutes, seconds = divmod(int(result.seconds), 60)
+    how = f"{result.precision} on {result.device}"
+    if result.rank != 0:
+        return 130 if result.interrupted else 0
+    if result.interrupted:
+        print(
+            f"interrupted at step {result.step} of {result.total_steps} ({how}); saved. "
+            f"Continue with: facegen train --resume --out {result.run}"
+        )
+        return 130
+    print(f"trained {config.model} for {result.step} steps in {minutes}m{seconds:02d}s ({how})")
+    print(f"run folder: {result.run}  (samples/, loss.png, model/, log.jsonl)")
+    return 0
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    from facegen.config import DEVICES, PRECISIONS
+
+    train = commands.add_parser(
+        "train",
+        help="train a model on a packed data set",
+        description="Train an autoencoder, VAE or GAN into a run folder (config.json, "
+        "model/, checkpoints/, log.jsonl, samples/, loss.png). Settings come from a preset "
+        "(default: MODEL-SIZE, e.g. vae-64), then these flags, then --set. Ctrl-C saves and "
+        "stops; --resume continues exactly. Under torchrun --nproc_per_node=N it trains "
+        "with DistributedDataParallel.",
+    )
+    train.add_argument("--out", required=True, metavar="RUN", help="run folder")
+    train.add_argument("--data", metavar="DATA", help="packed data set (facegen data prepare)")
+    train.add_argument("--model", help="ae, vae, dcgan or sngan (default: the preset's, or vae)")
+    train.add_argument("--config", metavar="PRESET", help="preset name (vae-64) or JSON file")
+    length = train.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=positive_int, help="optimisation steps")
+    length.add_argument("--epochs", type=float, help="passes over the training split")
+    train.add_argument("--batch-size", type=positive_int, metavar="B")
+    train.add_argument("--seed", type=non_negative_int)
+    train.add_argument("--lr", type=float, help="learning rate (GANs: the generator's)")
+    train.add_argument("--device", choices=DEVICES, help="default auto: cuda, mps, then cpu")
+    train.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        help="auto: bf16 on GPUs and CPUs that support it (AVX512-BF16/AMX), else fp32",
+    )
+    train.add_argument("--compile", action="store_true", help="torch.compile the model")
+    train.add_argument(
+        "--no-channels-last", action="store_true", help="keep the default memory layout"
+    )
+    train.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any config field, e.g. --set kl_weight=0.5 --set model.latent_dim=64",
+    )
+    train.add_argument("--resume", action="store_true", help="continue RUN from its checkpoint")
+    train.add_argument("--overwrite", action="store_true", help="replace RUN if it exists")
+    train.add_argument("--dry-run", action="store_true", help="print the config, write nothing")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=_cmd_train)
