@@ -22,11 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from facegen.errors import FacegenError
 from facegen.models import load_model
 from facegen.models.base import FaceModel
 from facegen.sampling import SAMPLERS, LatentSampler, load_sampler
+from facegen.training.machine import resolve_device
 
 RUN_CONFIG = "config.json"
 MODEL_FOLDER = "model"
@@ -57,11 +59,13 @@ def in_batches(
     inputs: torch.Tensor,
     device: torch.device | str,
     batch_size: int = 64,
+    progress: str | None = None,
 ) -> torch.Tensor:
-    """``function`` over ``inputs`` in batches on ``device``; the result float32 on the CPU."""
-    return torch.cat(
-        [function(chunk.to(device)).float().cpu() for chunk in inputs.split(batch_size)]
-    )
+    """``function`` over ``inputs`` in batches on ``device``; the result float32 on the CPU.
+    ``progress`` names a progress bar (shown only when there is more than one batch)."""
+    chunks = inputs.split(batch_size)
+    bar = tqdm(chunks, desc=progress, unit="batch", disable=progress is None or len(chunks) < 2)
+    return torch.cat([function(chunk.to(device)).float().cpu() for chunk in bar])
 
 
 @dataclass
@@ -97,11 +101,18 @@ class Run:
         z = self.sampler(sampler).sample(n, generator)  # (n, latent_dim)
         return self.decode(z, batch_size=batch_size)
 
-    def decode(self, z: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-        return in_batches(self.model.decode, z, self.device, batch_size)
+    def decode(
+        self, z: torch.Tensor, batch_size: int = 64, progress: str | None = None
+    ) -> torch.Tensor:
+        """Latents (N, latent_dim) -> images (N, 3, S, S) in [-1, 1] on the CPU."""
+        return in_batches(self.model.decode, z, self.device, batch_size, progress)
 
-    def encode(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-        return in_batches(self.model.encode, images, self.device, batch_size)
+    def encode(
+        self, images: torch.Tensor, batch_size: int = 64, progress: str | None = None
+    ) -> torch.Tensor:
+        """Images (N, 3, S, S) in [-1, 1] -> latents (N, latent_dim) on the CPU (a VAE's
+        posterior mean); refused with a clear error by models without an encoder."""
+        return in_batches(self.model.encode, images, self.device, batch_size, progress)
 
     @torch.no_grad()
     def reconstruct(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
@@ -109,8 +120,10 @@ class Run:
 
 
 def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
-    """Open a run folder for inference: the model rebuilt from ``model/`` alone."""
+    """Open a run folder for inference: the model rebuilt from ``model/`` alone.
+    ``device`` is a torch device or ``"auto"`` (cuda, mps, then cpu)."""
     path = Path(path)
     config = read_run_config(path)
+    device = resolve_device(str(device))
     model = load_model(path / MODEL_FOLDER, device)
-    return Run(path=path, config=config, model=model, device=torch.device(device))
+    return Run(path=path, config=config, model=model, device=device)

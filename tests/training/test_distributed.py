@@ -14,7 +14,7 @@ import torch.multiprocessing as mp
 
 from facegen.config import TrainConfig
 from facegen.training.trainer import train
-from tests.training.conftest import tiny_config
+from tests.conftest import tiny_config
 
 pytestmark = pytest.mark.slow
 

@@ -17,7 +17,7 @@ from facegen.errors import DataError, FacegenError
 from facegen.models import MODELS
 from facegen.training import objectives
 from facegen.training.trainer import TrainingError, train
-from tests.training.conftest import tiny_config
+from tests.conftest import tiny_config
 
 
 def read_log(run):
