@@ -92,14 +92,37 @@ class Run:
                 self._samplers[name] = sampler_class(latent_dim=self.model.latent_dim)
         return self._samplers[name]
 
+    @property
+    def default_sampler(self) -> str:
+        """``normal`` where the model's prior is trained (VAE, GANs), else ``gmm`` (an AE)."""
+        return "normal" if self.model.prior_is_trained else "gmm"
+
+    def latents(
+        self,
+        n: int,
+        seed: int = 0,
+        sampler: str | None = None,
+        truncation: float | None = None,
+    ) -> torch.Tensor:
+        """``n`` latents (n, latent_dim) from ``sampler`` (default :attr:`default_sampler`),
+        the same for the same seed on any device."""
+        generator = torch.Generator().manual_seed(seed)
+        return self.sampler(sampler or self.default_sampler).sample(n, generator, truncation)
+
     @torch.no_grad()
     def sample(
-        self, n: int, seed: int = 0, sampler: str = "normal", batch_size: int = 64
+        self,
+        n: int,
+        seed: int = 0,
+        sampler: str | None = None,
+        truncation: float | None = None,
+        batch_size: int = 64,
+        progress: str | None = None,
     ) -> torch.Tensor:
-        """``n`` new faces (n, 3, S, S) in [-1, 1] on the CPU, the same for the same seed."""
-        generator = torch.Generator().manual_seed(seed)
-        z = self.sampler(sampler).sample(n, generator)  # (n, latent_dim)
-        return self.decode(z, batch_size=batch_size)
+        """``n`` new faces (n, 3, S, S) in [-1, 1] on the CPU, the same for the same seed.
+        ``truncation`` t draws the latent noise within [-t, t] (fewer, cleaner faces)."""
+        z = self.latents(n, seed, sampler, truncation)  # (n, latent_dim)
+        return self.decode(z, batch_size=batch_size, progress=progress)
 
     def decode(
         self, z: torch.Tensor, batch_size: int = 64, progress: str | None = None

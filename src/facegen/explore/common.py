@@ -3,12 +3,14 @@ from a split, and encoding them in batches."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from facegen.data.loader import load_images
-from facegen.data.packed import PackedDataset
+from facegen.data.packed import PackedDataset, open_packed
 from facegen.errors import FacegenError
 from facegen.models.base import encoder_model_names
 from facegen.run import Run
@@ -61,3 +63,16 @@ def encode_rows(
     chunks = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
     bar = tqdm(chunks, desc="encoding", unit="batch", disable=not progress or len(chunks) < 2)
     return torch.cat([run.encode(load_faces(data, chunk), batch_size) for chunk in bar])
+
+
+def run_data(run: Run, path: str | Path | None = None) -> PackedDataset:
+    """The packed data set at ``path``, or else the one ``run`` was trained on."""
+    if path is not None:
+        return open_packed(path)
+    trained_on = run.config.get("data", {}).get("path")
+    if not trained_on or not Path(trained_on).is_dir():
+        raise FacegenError(
+            f"{run.path} was trained on {trained_on or 'a data set it does not name'}, which "
+            "is not there any more: pass --data DATASET"
+        )
+    return open_packed(trained_on)
