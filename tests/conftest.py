@@ -14,6 +14,8 @@ from facegen.data.celeba import IMAGE_FOLDER, write_annotations
 from facegen.data.packed import PackedDataset, PackedWriter, open_packed
 from facegen.data.prepare import PrepareConfig, prepare
 from facegen.data.synth import SynthConfig, synthesize
+from facegen.run import Run, load_run
+from facegen.training.trainer import train
 
 
 def write_packed(
@@ -162,3 +164,19 @@ def tiny_config(name: str, data: PackedDataset | Path, **changes) -> TrainConfig
     }
     values.update(changes)
     return TrainConfig(**values)
+
+
+RUN_STEPS = {"ae": 40, "vae": 40, "dcgan": 20}
+
+
+@pytest.fixture(scope="session")
+def runs32(faces32, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    """An AE (with its GMM sampler), a VAE and a DCGAN, trained briefly on ``faces32``.
+    Tests may write pictures and attribute directions into them, never retrain them."""
+    root = tmp_path_factory.mktemp("runs")
+    runs = {}
+    for name, steps in RUN_STEPS.items():
+        config = tiny_config(name, faces32, steps=steps, sample_every=steps, checkpoint_every=steps)
+        train(config, root / name, progress=False)
+        runs[name] = load_run(root / name)
+    return runs
