@@ -14,11 +14,11 @@ import sys
 from collections.abc import Sequence
 
 from facegen import __version__
-from facegen.cli import data, explore, train
+from facegen.cli import classifier, data, explore, train
 from facegen.cli.common import Parser
 from facegen.errors import FacegenError
 
-COMMAND_GROUPS = (data, train, explore)
+COMMAND_GROUPS = (data, train, explore, classifier)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -28,6 +28,17 @@ def int_at_least(minimum: int):
     return parse
 
 
+def positive_float(text: str) -> float:
+    """An argparse type: a number greater than 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
+    return value
+
+
 positive_int = int_at_least(1)
 non_negative_int = int_at_least(0)
 

@@ -7,21 +7,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from facegen.cli.common import add_device, int_at_least, non_negative_int, positive_int
+from facegen.cli.common import (
+    add_device,
+    int_at_least,
+    non_negative_int,
+    positive_float,
+    positive_int,
+)
 from facegen.errors import FacegenError
 
 EXPLORE_FOLDER = "explore"
 int_at_least_two = int_at_least(2)
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, not {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be positive, not {text}")
-    return value
 
 
 def _numbers(text: str) -> tuple[float, ...]:
@@ -269,7 +265,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     sample.add_argument(
         "--truncation",
-        type=_positive_float,
+        type=positive_float,
         metavar="T",
         help="draw latent noise within [-T, T]: cleaner, less varied faces (e.g. 1.5)",
     )
@@ -320,7 +316,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     _common(traverse, "traversal.png")
     _data_option(traverse)
     traverse.add_argument("--dims", type=positive_int, help="rows (default 10)")
-    traverse.add_argument("--sd", type=_positive_float, default=3.0, help="sweep range (default 3)")
+    traverse.add_argument("--sd", type=positive_float, default=3.0, help="sweep range (default 3)")
     traverse.add_argument(
         "--columns", type=int_at_least_two, default=7, help="values per row (default 7)"
     )
