@@ -34,7 +34,13 @@ demo: install
 		if [ ! -d $(RUNS)/$$1 ]; then \
 			$(BIN)/facegen train --model $$1 --data $(PACKED) --out $(RUNS)/$$1 --steps $$2 \
 				--set sample_every=200 || exit $$?; fi; done
+	$(BIN)/facegen sample $(RUNS)/ae --n 64
+	$(BIN)/facegen interpolate $(RUNS)/vae --gif $(RUNS)/vae/explore/interpolation.gif
+	$(BIN)/facegen traverse $(RUNS)/vae --dims 8
+	$(BIN)/facegen edit $(RUNS)/vae --data $(PACKED) --attribute Smiling --attribute Eyeglasses
+	$(BIN)/facegen latent-map $(RUNS)/vae --data $(PACKED)
 	@echo "samples:         $(RUNS)/*/samples/ (step-*.png; recon-step-*.png for ae and vae)"
+	@echo "exploration:     $(RUNS)/*/explore/ (samples, interpolation + GIF, traversal, edits, latent map)"
 	@echo "loss curves:     $(RUNS)/*/loss.png"
 
 test: install

@@ -58,6 +58,8 @@ def test_saves_a_folder_that_loads_back_with_the_same_logits(trained, faces32):
     assert expected.shape == (len(images), len(loaded.attribute_names))
     assert expected.dtype == torch.float32 and expected.device.type == "cpu"
     assert torch.equal(loaded.logits(images), expected)
+    on_auto = load_classifier(trained.path, "auto")  # what the CLI's --device default passes
+    assert next(on_auto.parameters()).device.type in ("cpu", "cuda", "mps")
 
 
 def test_metrics_record_the_protocol(trained, faces32):

@@ -20,6 +20,7 @@ from facegen.classifier.model import AttributeClassifier, ClassifierConfig
 from facegen.errors import FacegenError
 from facegen.files import atomic_directory, write_json
 from facegen.models import CONFIG_FILE, WEIGHTS_FILE
+from facegen.training.machine import resolve_device
 
 FOLDER_NAME = "classifier"
 METRICS_FILE = "metrics.json"
@@ -70,7 +71,8 @@ def read_metrics(path: str | Path) -> dict[str, Any]:
 
 
 def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> AttributeClassifier:
-    """Rebuild a saved classifier in eval mode on ``device``, with ``test_accuracy`` set.
+    """Rebuild a saved classifier in eval mode on ``device`` (or "auto"), with
+    ``test_accuracy`` set.
 
     >>> classifier = load_classifier("data/synth-64/classifier")
     >>> classifier.attribute_names[:2], classifier.test_accuracy["Smiling"]
@@ -104,7 +106,7 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Att
         for name, score in metrics["attributes"].items()
         if score.get("accuracy") is not None
     }
-    return model.to(device).eval()
+    return model.to(resolve_device(str(device))).eval()
 
 
 def _check_folder(path: Path) -> None:

@@ -194,7 +194,10 @@ def _cmd_edit(args: argparse.Namespace) -> int:
         line = f"{name}: {direction.method} ({how}), separation {direction.separation:.2f} sd"
         if name in scores:
             probabilities = " ".join(f"{p:.2f}" for p in scores[name])
-            line += f"; classifier P({name}) across strengths: {probabilities}"
+            # For a GAN it is the classifier that found the direction: a consistency check,
+            # not an independent one.
+            whose = "held-out classifier" if run.model.has_encoder else "classifier"
+            line += f"; {whose} P({name}) across strengths: {probabilities}"
         print(line)
     print(f"edits: {out}\ndirections saved in {saved}")
     return 0
