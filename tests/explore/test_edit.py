@@ -153,7 +153,7 @@ def test_directions_are_saved_merged_and_loaded(runs32, faces32):
     second = attribute_directions(run, faces32, ["Male"], progress=False)
     save_directions(run, second)
     loaded = load_directions(run)
-    assert set(loaded) == {name, "Male"}
+    assert {name, "Male"} <= set(loaded)  # other tests may have saved more in this run
     assert torch.equal(loaded[name].vector, first[name].vector)
     assert loaded[name].scale == first[name].scale
     assert loaded["Male"].info == second["Male"].info
