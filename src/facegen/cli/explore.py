@@ -318,8 +318,10 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     _common(traverse, "traversal.png")
     _data_option(traverse)
-    traverse.add_argument("--dims", type=positive_int, help="rows (default 10)")
-    traverse.add_argument("--sd", type=positive_float, default=3.0, help="sweep range (default 3)")
+    traverse.add_argument("--dims", type=positive_int, metavar="K", help="rows (default 10)")
+    traverse.add_argument(
+        "--sd", type=positive_float, default=3.0, metavar="S", help="sweep range (default 3)"
+    )
     traverse.add_argument(
         "--columns", type=int_at_least_two, default=7, help="values per row (default 7)"
     )
@@ -358,6 +360,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     edit.add_argument(
         "--samples",
         type=positive_int,
+        metavar="M",
         default=4000,
         help="GANs: generated faces to fit the boundary on (default 4000)",
     )
