@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -33,6 +34,9 @@ class TrainConfig:
     data: str = ""
     steps: int | None = None
     epochs: float | None = None
+    # Seconds of training (the loop's wall-clock, summed over resumes): the run ends as if
+    # its last step had come when they are spent. With steps or epochs, the first to end.
+    time_budget: float | None = None
     batch_size: int = 64
     flip: bool = True
     seed: int = 0
@@ -68,6 +72,10 @@ class TrainConfig:
             (self.batch_size >= 1, f"batch size must be at least 1, not {self.batch_size}"),
             (self.steps is None or self.steps >= 1, f"steps must be at least 1, not {self.steps}"),
             (self.epochs is None or self.epochs > 0, f"epochs must be positive, not {self.epochs}"),
+            (
+                self.time_budget is None or self.time_budget > 0,
+                f"time_budget must be positive seconds, not {self.time_budget}",
+            ),
             (self.seed >= 0, f"seed must not be negative, not {self.seed}"),
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
             (
@@ -174,3 +182,34 @@ def resolve(
     config = TrainConfig.from_dict(values, "--set")
     config.validate()
     return config
+
+
+_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in ``"600"``, ``"90s"``, ``"10m"``, ``"1.5h"`` or ``"1h30m"``.
+
+    >>> parse_duration("1h30m")
+    5400.0
+    """
+    cleaned = str(text).strip().lower().replace(" ", "")
+    parts = re.fullmatch(r"((?:\d+(?:\.\d*)?|\.\d+)[hms]?)+", cleaned or "x")
+    if parts is None:
+        raise FacegenError(f"a duration looks like 600, 90s, 10m, 1.5h or 1h30m, not {text!r}")
+    total = 0.0
+    for number, unit in re.findall(r"(\d+(?:\.\d*)?|\.\d+)([hms]?)", cleaned):
+        total += float(number) * _DURATION_UNITS[unit or "s"]
+    if total <= 0:
+        raise FacegenError(f"a duration must be positive, not {text!r}")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    """``5400`` -> ``"1h30m00s"``, ``75`` -> ``"1m15s"``."""
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"

@@ -10,8 +10,17 @@ from facegen.cli.common import non_negative_int, positive_int
 from facegen.errors import FacegenError
 
 
+def _duration(text: str) -> float:
+    from facegen.config import parse_duration
+
+    try:
+        return parse_duration(text)
+    except FacegenError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _cmd_train(args: argparse.Namespace) -> int:
-    from facegen.config import TrainConfig, parse_override, read_preset, resolve
+    from facegen.config import TrainConfig, format_duration, parse_override, read_preset, resolve
     from facegen.data.packed import open_packed
     from facegen.models import build_model
     from facegen.training.trainer import model_config_for, resolve_for_run, train
@@ -21,6 +30,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "data": args.data,
         "steps": args.steps,
         "epochs": args.epochs,
+        "time_budget": args.time_budget,
         "batch_size": args.batch_size,
         "seed": args.seed,
         "device": args.device,
@@ -34,10 +44,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if args.config or args.model or sets:
             raise FacegenError(
                 "--resume continues a run with its own config: drop --config, "
-                "--model and --set (only --steps/--epochs/--data may change)"
+                "--model and --set (only --steps/--epochs/--time-budget/--data may change)"
             )
+        length = {"steps": args.steps, "epochs": args.epochs, "time_budget": args.time_budget}
         config = resolve_for_run(
-            TrainConfig(steps=args.steps, epochs=args.epochs, data=args.data or ""),
+            TrainConfig(**length, data=args.data or ""),
             args.out,
             resume=True,
         )
@@ -56,6 +67,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
             with contextlib.suppress(FacegenError):
                 preset = read_preset(name)
         config = resolve(preset, overrides, sets)
+        set_keys = {key for key, _ in sets}
+        if (
+            args.time_budget
+            and not ({"steps", "epochs"} & set_keys)
+            and not (args.steps or args.epochs)
+        ):
+            # "Train for the time I have": the preset's length no longer applies.
+            config = config.replace(steps=None, epochs=None)
     if args.dry_run:
         model = build_model(config.model, model_config_for(config, open_packed(config.data)))
         parameters = sum(p.numel() for p in model.parameters())
@@ -84,6 +103,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
             f"Continue with: facegen train --resume --out {result.run}"
         )
         return 130
+    if result.time_budget_spent:
+        how = f"time budget {format_duration(config.time_budget or 0)} spent; {how}"
     print(f"trained {config.model} for {result.step} steps in {minutes}m{seconds:02d}s ({how})")
     print(f"run folder: {result.run}  (samples/, loss.png, model/, log.jsonl)")
     return 0
@@ -108,6 +129,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     length = train.add_mutually_exclusive_group()
     length.add_argument("--steps", type=positive_int, help="optimisation steps")
     length.add_argument("--epochs", type=float, help="passes over the training split")
+    train.add_argument(
+        "--time-budget",
+        type=_duration,
+        metavar="TIME",
+        help="stop cleanly when this much training time is spent (600, 90s, 10m, 1.5h); "
+        "alone it replaces the preset's length, with --steps/--epochs the first to end wins",
+    )
     train.add_argument("--batch-size", type=positive_int, metavar="B")
     train.add_argument("--seed", type=non_negative_int)
     train.add_argument("--lr", type=float, help="learning rate (GANs: the generator's)")

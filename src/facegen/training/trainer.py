@@ -28,7 +28,7 @@ import torch
 from tqdm import tqdm
 
 from facegen import __version__
-from facegen.config import TrainConfig
+from facegen.config import TrainConfig, format_duration
 from facegen.data.loader import BatchLoader, LoaderOptions, load_images, to_uint8
 from facegen.data.packed import PackedDataset, open_packed
 from facegen.errors import FacegenError
@@ -72,17 +72,18 @@ class TrainResult:
     run: Path
     model: FaceModel  # the inference model (the EMA where used), ready to sample
     step: int
-    total_steps: int
+    total_steps: int | None  # None: only the time budget bounded the run
     interrupted: bool
     seconds: float
     precision: str
     device: str
     rank: int = 0  # under torchrun, only rank 0 should report
+    time_budget_spent: bool = False  # it ended because --time-budget ran out
 
 
 def resolve_for_run(config: TrainConfig, out: str | Path, *, resume: bool) -> TrainConfig:
     """The config a run uses: the given one for a new run, the saved one for ``--resume``
-    (where only the length may change: ``steps`` / ``epochs`` from the command line)."""
+    (where only the length may change: ``steps`` / ``epochs`` / ``time_budget``)."""
     if not resume:
         return config
     out = Path(out)
@@ -90,6 +91,8 @@ def resolve_for_run(config: TrainConfig, out: str | Path, *, resume: bool) -> Tr
     resumed = TrainConfig.from_dict(saved["train"], f"{out / RUN_CONFIG}")
     if config.steps is not None or config.epochs is not None:
         resumed = resumed.replace(steps=config.steps, epochs=config.epochs)
+    if config.time_budget is not None:
+        resumed = resumed.replace(time_budget=config.time_budget)
     if config.data and Path(config.data).resolve() != Path(resumed.data).resolve():
         resumed = resumed.replace(data=config.data)
     return resumed
@@ -173,18 +176,23 @@ def _train(
         device=device,
     )
     batches_per_epoch = len(loader)
+    total_steps: int | None = None
     if config.steps is not None:
         total_steps = config.steps
     elif config.epochs is not None:
         total_steps = math.ceil(config.epochs * batches_per_epoch)
-    else:
-        raise FacegenError("how long? pass --steps N or --epochs E (or set one in the preset)")
+    elif config.time_budget is None:
+        raise FacegenError(
+            "how long? pass --steps N, --epochs E or --time-budget 10m (or set one in the preset)"
+        )
 
     for module in objective.modules.values():
         module.to(device)
     start_step, seconds_before, history = 0, 0.0, []
     if resume:
-        start_step, seconds_before, history = _restore(out, objective, data, total_steps)
+        start_step, seconds_before, history = _restore(
+            out, objective, data, total_steps, config.time_budget
+        )
     objective.prepare(device)
 
     run_summary = _run_summary(config, model, data, precision, device, distributed)
@@ -210,11 +218,11 @@ def _train(
     )
     started = time.perf_counter()
     step = start_step
-    interrupted = False
+    interrupted = budget_spent = False
     with bar, _StopOnInterrupt() as stop:
         window = _Window()
         batches: Iterator | None = None
-        while step < total_steps:
+        while total_steps is None or step < total_steps:
             epoch, index = divmod(step, batches_per_epoch)
             if batches is None:
                 batches = loader.iterate(epoch, start_batch=index)
@@ -229,22 +237,30 @@ def _train(
             values = {name: float(value) for name, value in logged.items()}
             _check_losses(values, step, config.max_loss, out, distributed, device)
             window.add(values, batch.images.shape[0] * distributed.world_size)
-            if step % config.log_every == 0 or step == total_steps:
-                record = window.flush(step, epoch, seconds_before + time.perf_counter() - started)
+            elapsed = seconds_before + time.perf_counter() - started
+            out_of_time = config.time_budget is not None and elapsed >= config.time_budget
+            # One collective per step: every rank stops at the same step, whoever asked.
+            finishing = distributed.any(stop.requested or out_of_time, device)
+            more = not finishing and (total_steps is None or step < total_steps)
+            if step % config.log_every == 0 or not more:
+                record = window.flush(step, epoch, elapsed)
                 record.update(distributed.mean(record.pop("losses"), device))
                 session.log(record)
                 bar.set_postfix(_postfix(record), refresh=False)
             bar.update(1)
             milestone_sample = step % config.sample_every == 0
             milestone_save = step % config.checkpoint_every == 0
-            if (milestone_sample or milestone_save) and step < total_steps:
+            if (milestone_sample or milestone_save) and more:
                 with window.paused():
                     if milestone_sample:
                         session.write_pictures(step)
                     if milestone_save:
                         session.save(step, seconds_before + time.perf_counter() - started)
-            if distributed.any(stop.requested, device):
-                interrupted = step < total_steps
+            if finishing:
+                # A spent budget is a normal end (sampler fitted, as after the last step);
+                # the ranks agree on it before anyone acts on it.
+                budget_spent = distributed.any(out_of_time, device)
+                interrupted = not budget_spent and (total_steps is None or step < total_steps)
                 break
 
     seconds = seconds_before + time.perf_counter() - started
@@ -264,6 +280,7 @@ def _train(
         precision.name,
         str(device),
         distributed.rank,
+        budget_spent,
     )
 
 
@@ -297,7 +314,11 @@ def _check_losses(
 
 
 def _restore(
-    out: Path, objective: Objective, data: PackedDataset, total_steps: int
+    out: Path,
+    objective: Objective,
+    data: PackedDataset,
+    total_steps: int | None,
+    time_budget: float | None,
 ) -> tuple[int, float, list[dict]]:
     checkpoints = list_checkpoints(out)
     if not checkpoints:
@@ -318,12 +339,18 @@ def _restore(
     except (KeyError, RuntimeError) as error:
         reason = str(error).splitlines()[0]
         raise FacegenError(f"{path} does not match this run's model config: {reason}") from None
-    if step >= total_steps:
+    if total_steps is not None and step >= total_steps:
         raise FacegenError(
             f"{out} already reached step {step}; pass a larger --steps to train further"
         )
+    seconds = float(state.get("seconds", 0.0))
+    if time_budget is not None and seconds >= time_budget:
+        raise FacegenError(
+            f"{out} already trained {format_duration(seconds)} of its "
+            f"{format_duration(time_budget)} budget; pass a larger --time-budget"
+        )
     history = [r for r in _read_log(out / LOG_FILE) if r.get("step", 0) <= step]
-    return step, float(state.get("seconds", 0.0)), history
+    return step, seconds, history
 
 
 def _read_log(path: Path) -> list[dict]:
