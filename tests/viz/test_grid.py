@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facegen.viz.grid import image_grid, save_png
+from facegen.viz.grid import image_grid, paired_rows, save_png
 
 
 def test_grid_places_each_image_in_reading_order():
@@ -32,3 +32,15 @@ def test_save_png_round_trip(tmp_path):
     path = save_png(image, tmp_path / "sub" / "x.png")
     np.testing.assert_array_equal(np.asarray(Image.open(path)), image)
     assert [p.name for p in path.parent.iterdir()] == ["x.png"]
+
+
+def test_paired_rows_keep_every_face_above_its_partner():
+    top = np.arange(5, dtype=np.uint8)[:, None, None, None].repeat(2, 1).repeat(2, 2).repeat(3, 3)
+    bottom = top + 100
+    pairs = paired_rows(top, bottom, columns=3)
+    assert pairs.shape == (4, 3, 2, 2, 3)
+    assert (pairs[0, :, 0, 0, 0] == [0, 1, 2]).all() and (
+        pairs[1, :, 0, 0, 0] == [100, 101, 102]
+    ).all()
+    assert (pairs[2, :2, 0, 0, 0] == [3, 4]).all() and (pairs[3, :2, 0, 0, 0] == [103, 104]).all()
+    assert (pairs[2:, 2] == 255).all()  # the short last pair is padded with white

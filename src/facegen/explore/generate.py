@@ -21,7 +21,7 @@ from facegen.errors import FacegenError
 from facegen.explore.common import check_data, load_faces, pick_rows, require_encoder
 from facegen.files import atomic_directory
 from facegen.run import Run
-from facegen.viz.grid import image_grid, labelled_grid
+from facegen.viz.grid import image_grid, labelled_grid, paired_rows
 
 
 def sample_faces(
@@ -85,19 +85,12 @@ class Reconstructions:
     def picture(self, columns: int | None = None) -> np.ndarray:
         """Originals above their reconstructions, in pairs of rows of ``columns`` faces."""
         n = len(self.rows)
-        columns = columns or min(n, 8)
-        originals, reconstructions = to_uint8(self.originals), to_uint8(self.reconstructions)
-        blocks, labels = [], []
-        for start in range(0, n, columns):
-            for name, faces in (("original", originals), ("reconstruction", reconstructions)):
-                block = faces[start : start + columns]
-                if len(block) < columns:  # a short last row: pad with white
-                    white = np.full((columns - len(block), *faces.shape[1:]), 255, np.uint8)
-                    block = np.concatenate([block, white])
-                blocks.append(block)
-                labels.append(name)
+        pairs = paired_rows(
+            to_uint8(self.originals), to_uint8(self.reconstructions), columns or min(n, 8)
+        )
+        labels = ["original", "reconstruction"] * (len(pairs) // 2)
         title = f"{n} test faces, reconstruction MSE {self.mse:.4f} (pixels in [-1, 1])"
-        return labelled_grid(np.stack(blocks), labels, title=title)
+        return labelled_grid(pairs, labels, title=title)
 
 
 def reconstruct_faces(

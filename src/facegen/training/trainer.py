@@ -55,7 +55,7 @@ from facegen.training.machine import (
     shutdown_distributed,
 )
 from facegen.training.objectives import OBJECTIVES, Objective
-from facegen.viz.grid import image_grid, save_png
+from facegen.viz.grid import image_grid, paired_rows, save_png
 from facegen.viz.plots import plot_losses
 
 RECONSTRUCTION_COUNT = 32
@@ -566,10 +566,5 @@ def _reference_rows(data: PackedDataset, count: int, split: str = "test") -> np.
 
 def _pairs_grid(originals: torch.Tensor, reconstructions: torch.Tensor) -> np.ndarray:
     """Rows of 8 originals, each above its 8 reconstructions."""
-    a, b = to_uint8(originals), to_uint8(reconstructions)
-    rows = [
-        part
-        for start in range(0, len(a), 8)
-        for part in (a[start : start + 8], b[start : start + 8])
-    ]
-    return image_grid(np.concatenate(rows), columns=8)
+    pairs = paired_rows(to_uint8(originals), to_uint8(reconstructions), columns=8)
+    return image_grid(pairs.reshape(-1, *pairs.shape[2:]), columns=8)

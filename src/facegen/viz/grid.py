@@ -142,3 +142,16 @@ def save_gif(frames: np.ndarray, path: str | Path, *, seconds_per_frame: float =
             loop=0,
         )
     return path
+
+
+def paired_rows(top: np.ndarray, bottom: np.ndarray, columns: int) -> np.ndarray:
+    """uint8 images [N, H, W, 3] in pairs of rows (``columns`` of ``top`` above the same
+    ``columns`` of ``bottom``) as [2 * ceil(N / columns), columns, H, W, 3]; a short last
+    pair is padded with white, so every face stays above its partner."""
+    if top.shape != bottom.shape:
+        raise ValueError(f"paired images differ in shape: {top.shape} and {bottom.shape}")
+    rows = -(-len(top) // columns)
+    padded = np.full((2, rows * columns, *top.shape[1:]), 255, np.uint8)
+    padded[0, : len(top)], padded[1, : len(bottom)] = top, bottom
+    pairs = padded.reshape(2, rows, columns, *top.shape[1:])  # (2, R, C, H, W, 3)
+    return pairs.transpose(1, 0, *range(2, pairs.ndim)).reshape(2 * rows, columns, *top.shape[1:])
