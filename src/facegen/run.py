@@ -8,6 +8,7 @@ Layout (DESIGN.md section 5)::
     RUN/model/sampler-gmm.safetensors    latent sampler fitted after training (AE / VAE)
     RUN/checkpoints/training-state-STEP.pt
     RUN/log.jsonl   RUN/loss.png   RUN/samples/step-STEP.png (+ recon-step-STEP.png)
+    RUN/explore/*.png   RUN/metrics.jsonl   RUN/eval/*.png   (exploration and evaluation)
 
 >>> run = facegen.load_run("runs/vae")
 >>> faces = run.sample(16, seed=0)             # (16, 3, 64, 64) in [-1, 1]
@@ -25,16 +26,18 @@ import torch
 from tqdm import tqdm
 
 from facegen.errors import FacegenError
+from facegen.layout import (  # noqa: F401 (re-exported: the run folder's names)
+    EXPLORE_FOLDER,
+    LOG_FILE,
+    LOSS_PLOT,
+    MODEL_FOLDER,
+    RUN_CONFIG,
+    SAMPLES_FOLDER,
+)
 from facegen.models import load_model
 from facegen.models.base import FaceModel
 from facegen.sampling import SAMPLERS, LatentSampler, load_sampler
 from facegen.training.machine import resolve_device
-
-RUN_CONFIG = "config.json"
-MODEL_FOLDER = "model"
-LOG_FILE = "log.jsonl"
-LOSS_PLOT = "loss.png"
-SAMPLES_FOLDER = "samples"
 
 
 def sample_grid_path(run: Path, step: int, kind: str = "step") -> Path:

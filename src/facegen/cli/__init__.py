@@ -14,11 +14,11 @@ import sys
 from collections.abc import Sequence
 
 from facegen import __version__
-from facegen.cli import classifier, data, explore, train
+from facegen.cli import classifier, data, evaluate, explore, report, train
 from facegen.cli.common import Parser
 from facegen.errors import FacegenError
 
-COMMAND_GROUPS = (data, train, explore, classifier)
+COMMAND_GROUPS = (data, train, explore, classifier, evaluate, report)
 
 
 def build_parser() -> argparse.ArgumentParser:

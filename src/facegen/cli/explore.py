@@ -15,8 +15,8 @@ from facegen.cli.common import (
     positive_int,
 )
 from facegen.errors import FacegenError
+from facegen.layout import EXPLORE_FOLDER
 
-EXPLORE_FOLDER = "explore"
 int_at_least_two = int_at_least(2)
 
 

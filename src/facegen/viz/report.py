@@ -1,0 +1,246 @@
+"""`facegen report`: one self-contained HTML page comparing trained runs.
+
+Per run: its resolved config, loss curves, latest samples, the exploration pictures that
+exist and its metrics; across runs: a table with the best value of each column marked.
+Metrics come from ``RUN/metrics.jsonl`` (written by ``facegen eval``), one JSON object per
+line, a later line superseding an earlier one for the same metric.
+
+>>> build_report([Path("runs/demo/ae"), Path("runs/demo/vae")], Path("runs/demo/report.html"))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from facegen import __version__
+from facegen.config import format_duration
+from facegen.errors import FacegenError
+from facegen.files import write_text
+from facegen.layout import EXPLORE_FOLDER, LOG_FILE, LOSS_PLOT, METRICS_FILE, SAMPLES_FOLDER
+from facegen.run import read_run_config
+
+PROTOCOL_FIELDS = ("n_gen", "n_real", "split", "size", "crop", "feature_network_sha1", "sampler")
+
+
+@dataclass(frozen=True)
+class Column:
+    """A numeric column of the comparison table. ``better`` is ``"lower"`` or ``"higher"``;
+    ``None`` marks an informational column whose best value is never marked."""
+
+    key: str
+    label: str
+    better: str | None
+    format: Callable[[float], str]
+
+
+COLUMNS = (
+    Column("steps", "steps", None, lambda v: f"{v:,.0f}"),
+    Column("seconds", "training time", "lower", format_duration),
+    Column("images_per_second", "images/s", "higher", lambda v: f"{v:,.1f}"),
+    Column("fid", "FID", "lower", lambda v: f"{v:.2f}"),
+    Column("kid", "KID", "lower", lambda v: f"{v:.4f}"),
+    Column("precision", "precision", "higher", lambda v: f"{v:.3f}"),
+    Column("recall", "recall", "higher", lambda v: f"{v:.3f}"),
+    Column("recon_mse", "recon. MSE", "lower", lambda v: f"{v:.4g}"),
+    Column("psnr", "PSNR (dB)", "higher", lambda v: f"{v:.2f}"),
+    Column("ssim", "SSIM", "higher", lambda v: f"{v:.3f}"),
+    Column("recon_fid", "recon. FID", "lower", lambda v: f"{v:.2f}"),
+    Column("memorization", "memorization", None, lambda v: f"{v:.4g}"),
+)
+COLUMNS_BY_KEY = {column.key: column for column in COLUMNS}
+
+
+def number(value: Any) -> float | None:
+    """``value`` as a finite float, else None (a missing, textual or NaN value)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _json_lines(path: Path) -> tuple[list[tuple[int, dict]], list[int]]:
+    """(line number, object) for each JSON object of a JSON-lines file, and the numbers of
+    the lines that are not one (a half-written last line, a hand edit gone wrong)."""
+    records, damaged = [], []
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for line_number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            records.append((line_number, record))
+        else:
+            damaged.append(line_number)
+    return records, damaged
+
+
+def read_metrics(run: str | Path) -> dict[str, dict]:
+    """The latest record of each metric in ``RUN/metrics.jsonl`` ({} when there is none).
+    Damaged lines (not JSON, or no metric name) are skipped with one warning on stderr."""
+    path = Path(run) / METRICS_FILE
+    if not path.is_file():
+        return {}
+    records, damaged = _json_lines(path)
+    metrics: dict[str, dict] = {}
+    for line_number, record in records:
+        if isinstance(record.get("metric"), str):
+            metrics[record["metric"]] = record  # a later line supersedes an earlier one
+        else:
+            damaged.append(line_number)
+    if damaged:
+        lines = ", ".join(str(n) for n in sorted(damaged))
+        print(f"facegen: warning: {path}: skipped damaged line(s) {lines}", file=sys.stderr)
+    return metrics
+
+
+def training_stats(log: Sequence[dict]) -> dict[str, float | None]:
+    """Steps and seconds trained (the last log record) and the training speed: the mean
+    images/s over the last half of the records, past the slow first steps."""
+    last = log[-1] if log else {}
+    speeds = [v for v in (number(r.get("images_per_second")) for r in log) if v is not None]
+    tail = speeds[len(speeds) // 2 :]
+    return {
+        "steps": number(last.get("step")),
+        "seconds": number(last.get("seconds")),
+        "images_per_second": sum(tail) / len(tail) if tail else None,
+    }
+
+
+@dataclass
+class RunSummary:
+    """What the report shows of one run folder."""
+
+    path: Path
+    name: str
+    config: dict[str, Any]
+    metrics: dict[str, dict]
+    stats: dict[str, float | None]
+
+    @property
+    def model(self) -> str:
+        return str(self.config.get("model", "?"))
+
+
+def summarize_run(run: str | Path, name: str | None = None) -> RunSummary:
+    """Read a run folder (a FacegenError if it is not one) for the report."""
+    path = Path(run)
+    config = read_run_config(path)
+    log_path = path / LOG_FILE
+    log = [r for _, r in _json_lines(log_path)[0]] if log_path.is_file() else []
+    return RunSummary(path, name or path.name, config, read_metrics(path), training_stats(log))
+
+
+def comparison_rows(summaries: Sequence[RunSummary]) -> list[dict[str, float | None]]:
+    """One row per run: the value of every column in :data:`COLUMNS` (None where missing),
+    plus ``kid_std``."""
+    rows = []
+    for summary in summaries:
+        row = dict(summary.stats)
+        for key in COLUMNS_BY_KEY.keys() - row.keys():
+            row[key] = number(summary.metrics.get(key, {}).get("value"))
+        row["kid_std"] = number(summary.metrics.get("kid", {}).get("std"))
+        rows.append(row)
+    return rows
+
+
+def best_marks(
+    rows: Sequence[dict[str, float | None]], columns: Sequence[Column] = COLUMNS
+) -> dict[str, set[int]]:
+    """For each ranked column, the indices of the rows holding its best value (all of them
+    on a tie). A column is ranked only when at least two runs have a value in it."""
+    marks = {}
+    for column in columns:
+        if column.better is None:
+            continue
+        values = {
+            i: row[column.key] for i, row in enumerate(rows) if row.get(column.key) is not None
+        }
+        if len(values) < 2:
+            continue
+        best = (min if column.better == "lower" else max)(values.values())
+        marks[column.key] = {i for i, value in values.items() if value == best}
+    return marks
+
+
+def _latest(folder: Path, prefix: str) -> tuple[int, Path | None]:
+    """The highest step and its ``PREFIX-STEP.png`` in ``folder`` ((0, None): none)."""
+    steps = {}
+    for path in folder.glob(f"{prefix}-*.png"):
+        step = path.stem[len(prefix) + 1 :]
+        if step.isdigit():
+            steps[int(step)] = path
+    return (max(steps), steps[max(steps)]) if steps else (0, None)
+
+
+def run_pictures(summary: RunSummary) -> list[tuple[str, Path, bool]]:
+    """(title, path, is a face grid) of every picture of the run that exists, in page order."""
+    run, explore = summary.path, summary.path / EXPLORE_FOLDER
+    samples_step, samples = _latest(run / SAMPLES_FOLDER, "step")
+    recon_step, recon = _latest(run / SAMPLES_FOLDER, "recon-step")
+    recon_title = f"Reconstructions at step {recon_step:,} (originals above)"
+    if (explore / "reconstructions.png").is_file():
+        recon, recon_title = explore / "reconstructions.png", "Reconstructions"
+    pairs = summary.metrics.get("memorization", {}).get("closest_pairs_png")
+    candidates = [
+        ("Loss curves", run / LOSS_PLOT, False),
+        (f"Samples at step {samples_step:,}", samples, True),
+        ("Samples (facegen sample)", explore / "samples.png", True),
+        (recon_title, recon, True),
+        ("Interpolation", explore / "interpolation.png", True),
+        ("Latent traversal", explore / "traversal.png", True),
+        ("KL per latent dimension", explore / "traversal-kl.png", False),
+        ("Attribute edits", explore / "edits.png", True),
+    ]
+    for path in sorted(explore.glob("latent-map-*.png")):
+        method = path.stem.removeprefix("latent-map-")
+        candidates.append((f"Latent map ({method.upper()})", path, False))
+    if isinstance(pairs, str) and (run / pairs).resolve().is_relative_to(run.resolve()):
+        candidates.append(("Memorization: closest training images", run / pairs, True))
+    return [(t, p, faces) for t, p, faces in candidates if p is not None and p.is_file()]
+
+
+def default_report_path(runs: Sequence[str | Path]) -> Path:
+    """``report.html`` in the folder holding all the runs (``runs/demo`` for its runs)."""
+    parents = [os.path.abspath(Path(run).parent) for run in runs]
+    common = Path(os.path.commonpath(parents))
+    with contextlib.suppress(ValueError):
+        common = common.relative_to(Path.cwd())
+    return common / "report.html"
+
+
+def _names(paths: Sequence[Path]) -> list[str]:
+    """Folder names, or paths from the common parent where two runs share a folder name."""
+    names = [path.name for path in paths]
+    if len(set(names)) == len(names):
+        return names
+    common = Path(os.path.commonpath([os.path.abspath(path) for path in paths]))
+    return [str(Path(os.path.abspath(path)).relative_to(common)) for path in paths]
+
+
+def build_report(
+    runs: Sequence[str | Path], out: str | Path, title: str = "facegen report"
+) -> Path:
+    """Write the report on ``runs`` to ``out`` (atomically) and return its path. Every run
+    is read before anything is written: a folder that is not a run is a FacegenError."""
+    # The page module builds on this one's data helpers, so it is imported here.
+    from facegen.viz.report_html import render_report
+
+    if not runs:
+        raise FacegenError("give at least one run folder")
+    paths = list(dict.fromkeys(Path(run) for run in runs))
+    summaries = [summarize_run(path, name) for path, name in zip(paths, _names(paths), strict=True)]
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    out = Path(out)
+    write_text(out, render_report(summaries, title, f"facegen {__version__}, {created}"))
+    return out
