@@ -33,8 +33,13 @@ PROTOCOL = {
 
 
 def copy_runs(runs32, root: Path) -> dict[str, Path]:
-    """Copies of the shared tiny runs that a test may write into."""
-    return {name: Path(shutil.copytree(run.path, root / name)) for name, run in runs32.items()}
+    """Copies of the shared tiny runs as training left them (other tests add exploration
+    pictures and metrics to the shared runs), which a test may write into."""
+    extras = shutil.ignore_patterns("explore", "eval", "metrics.jsonl")
+    return {
+        name: Path(shutil.copytree(run.path, root / name, ignore=extras))
+        for name, run in runs32.items()
+    }
 
 
 def write_metrics(run: Path, lines: list[dict | str], protocol: dict = PROTOCOL) -> None:
