@@ -128,9 +128,9 @@ def test_best_values_are_marked_and_missing_ones_shown_as_a_dash(runs, tmp_path)
     assert best == {"ae": False, "vae": True, "dcgan": False}
     assert page.column("PSNR (dB) ↑")["vae"] == ("best", "25.00")
     assert page.column("PSNR (dB) ↑")["dcgan"] == ("missing", "–")
-    # A tie marks both; a column with one value, or an informational one, marks none.
-    assert {cls for cls, _ in page.column("precision ↑").values()} >= {"best"}
-    assert page.column("precision ↑")["ae"][0] == page.column("precision ↑")["vae"][0] == "best"
+    # Every value equal, a column with one value, or an informational one: nothing marked
+    # (a partial tie marks all the best: test_best_marks_follow_each_columns_direction).
+    assert page.column("precision ↑")["ae"][0] == page.column("precision ↑")["vae"][0] == ""
     assert page.column("KID ↓")["vae"] == ("", "0.0123 ± 0.0011")
     assert all(cls != "best" for cls, _ in page.column("memorization").values())
     assert page.column("recall ↑") == {name: ("missing", "–") for name in runs}
@@ -144,6 +144,7 @@ def test_best_marks_follow_each_columns_direction():
     ]
     marks = best_marks(rows, [c for c in COLUMNS if c.key in rows[0]])
     assert marks == {"fid": {1}, "ssim": {1, 2}, "seconds": {2}}
+    assert best_marks([{"fid": 3.0}, {"fid": 3.0}], COLUMNS) == {}  # all equal: none best
 
 
 def test_training_speed_is_the_mean_over_the_last_half_of_the_log():

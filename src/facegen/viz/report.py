@@ -28,7 +28,9 @@ from facegen.files import write_text
 from facegen.layout import EXPLORE_FOLDER, LOG_FILE, LOSS_PLOT, METRICS_FILE, SAMPLES_FOLDER
 from facegen.run import read_run_config
 
-PROTOCOL_FIELDS = ("n_gen", "n_real", "split", "size", "crop", "feature_network_sha1", "sampler")
+# What makes two runs' metrics comparable. Not the sampler: each model generates its own way
+# (an AE through its fitted mixture), and that is part of what is compared.
+PROTOCOL_FIELDS = ("n_gen", "n_real", "split", "size", "crop", "feature_network_sha1")
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,8 @@ def best_marks(
     rows: Sequence[dict[str, float | None]], columns: Sequence[Column] = COLUMNS
 ) -> dict[str, set[int]]:
     """For each ranked column, the indices of the rows holding its best value (all of them
-    on a tie). A column is ranked only when at least two runs have a value in it."""
+    on a tie). A column is ranked only when at least two runs have a value in it and the
+    values are not all equal."""
     marks = {}
     for column in columns:
         if column.better is None:
@@ -166,8 +169,8 @@ def best_marks(
         values = {
             i: row[column.key] for i, row in enumerate(rows) if row.get(column.key) is not None
         }
-        if len(values) < 2:
-            continue
+        if len(values) < 2 or len(set(values.values())) == 1:
+            continue  # one value, or all equal: nothing is best
         best = (min if column.better == "lower" else max)(values.values())
         marks[column.key] = {i for i, value in values.items() if value == best}
     return marks

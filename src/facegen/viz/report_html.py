@@ -203,7 +203,7 @@ def _protocol_text(protocol: dict[str, Any]) -> str:
     parts = [f"{key} = {n:,.0f}" for key, n in counts if n is not None]
     parts += [
         f"{key} {protocol[key]}"
-        for key in ("split", "size", "crop", "sampler")
+        for key in ("split", "size", "crop")
         if protocol[key] is not None
     ]
     text = " · ".join(esc(part) for part in parts)
@@ -211,8 +211,18 @@ def _protocol_text(protocol: dict[str, Any]) -> str:
     return text + (f" · feature network sha1 <code>{esc(sha1)}</code>" if sha1 else "")
 
 
+# Reconstruction metrics are measured on the reference faces, not on samples: their
+# protocol differs by design and only models with an encoder have them.
+RECONSTRUCTION_METRICS = frozenset({"recon_mse", "psnr", "ssim", "recon_fid"})
+
+
 def _protocols(summary: RunSummary) -> list[dict[str, Any]]:
-    return [r["protocol"] for r in summary.metrics.values() if isinstance(r.get("protocol"), dict)]
+    """The protocols of a run's generation metrics."""
+    return [
+        record["protocol"]
+        for name, record in summary.metrics.items()
+        if isinstance(record.get("protocol"), dict) and name not in RECONSTRUCTION_METRICS
+    ]
 
 
 def protocol_note(summaries: Sequence[RunSummary]) -> str:
