@@ -202,9 +202,7 @@ def _protocol_text(protocol: dict[str, Any]) -> str:
     counts = [(key, number(protocol[key])) for key in ("n_gen", "n_real")]
     parts = [f"{key} = {n:,.0f}" for key, n in counts if n is not None]
     parts += [
-        f"{key} {protocol[key]}"
-        for key in ("split", "size", "crop")
-        if protocol[key] is not None
+        f"{key} {protocol[key]}" for key in ("split", "size", "crop") if protocol[key] is not None
     ]
     text = " · ".join(esc(part) for part in parts)
     sha1 = protocol["feature_network_sha1"]
