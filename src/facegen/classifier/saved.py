@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from facegen import __version__
 from facegen.classifier.model import AttributeClassifier, ClassifierConfig
 from facegen.errors import FacegenError
 from facegen.files import atomic_directory, write_json
-from facegen.models import CONFIG_FILE, WEIGHTS_FILE
+from facegen.models import CONFIG_FILE, WEIGHTS_FILE, load_weights
 from facegen.training.machine import resolve_device
 
 FOLDER_NAME = "classifier"
@@ -88,18 +88,7 @@ def load_classifier(path: str | Path, device: str | torch.device = "cpu") -> Att
         model = AttributeClassifier(config)
     except (KeyError, TypeError, FacegenError) as error:
         raise FacegenError(f"{path / CONFIG_FILE} is damaged: {error}") from None
-    try:
-        state = load_file(str(path / WEIGHTS_FILE))
-    except FileNotFoundError:
-        raise FacegenError(f"{path} has no {WEIGHTS_FILE}; {train_hint(path)}") from None
-    except Exception as error:  # safetensors raises its own error types for damaged files
-        raise FacegenError(f"{path / WEIGHTS_FILE} is damaged: {error}") from None
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:  # missing, unexpected or differently shaped tensors
-        lines = str(error).splitlines()
-        reason = lines[1].strip() if len(lines) > 1 else lines[0]
-        raise FacegenError(f"{path / WEIGHTS_FILE} does not match its config ({reason})") from None
+    load_weights(model, path, train_hint(path))
     metrics = read_metrics(path)
     model.test_accuracy = {
         name: float(score["accuracy"])

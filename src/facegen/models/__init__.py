@@ -63,20 +63,26 @@ def load_model(folder: str | Path, device: str | torch.device = "cpu") -> FaceMo
     except (ValueError, KeyError, TypeError) as error:
         raise FacegenError(f"{folder / CONFIG_FILE} is damaged: {error}") from None
     model = build_model(name, config)
-    try:
-        state = load_file(str(folder / WEIGHTS_FILE))
-    except FileNotFoundError:
-        raise FacegenError(f"{folder} has no {WEIGHTS_FILE}") from None
-    except Exception as error:  # safetensors raises its own error types for damaged files
-        raise FacegenError(f"{folder / WEIGHTS_FILE} is damaged: {error}") from None
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as error:  # missing, unexpected or differently shaped tensors
-        first = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
-        raise FacegenError(
-            f"{folder / WEIGHTS_FILE} does not match its config.json ({first})"
-        ) from None
+    load_weights(model, folder)
     return model.to(device).eval()
+
+
+def load_weights(module: torch.nn.Module, folder: Path, hint: str = "") -> None:
+    """Load ``folder/model.safetensors`` into ``module``; a missing, damaged or mismatched
+    file is one clear error (``hint`` says how to make one)."""
+    path = folder / WEIGHTS_FILE
+    try:
+        state = load_file(str(path))
+    except FileNotFoundError:
+        raise FacegenError(f"{folder} has no {WEIGHTS_FILE}{'; ' + hint if hint else ''}") from None
+    except Exception as error:  # safetensors raises its own error types for damaged files
+        raise FacegenError(f"{path} is damaged: {error}") from None
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as error:  # missing, unexpected or differently shaped tensors
+        lines = str(error).splitlines()
+        reason = lines[1].strip() if len(lines) > 1 else lines[0]
+        raise FacegenError(f"{path} does not match its {CONFIG_FILE} ({reason})") from None
 
 
 # Importing the model modules registers them.
