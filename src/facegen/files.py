@@ -87,3 +87,26 @@ def atomic_directory(path: str | os.PathLike[str], *, overwrite: bool = False) -
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def json_lines(path: str | os.PathLike[str]) -> tuple[list[tuple[int, dict]], list[int]]:
+    """(line number, object) for each JSON object of a JSON-lines file, and the numbers of
+    the lines that are not one (a half-written last line, a hand edit gone wrong); a
+    missing file has none."""
+    records: list[tuple[int, dict]] = []
+    damaged: list[int] = []
+    if not Path(path).is_file():
+        return records, damaged
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    for line_number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        if isinstance(record, dict):
+            records.append((line_number, record))
+        else:
+            damaged.append(line_number)
+    return records, damaged

@@ -29,7 +29,7 @@ from facegen.data.loader import from_uint8, to_uint8
 from facegen.data.packed import PackedDataset
 from facegen.errors import FacegenError
 from facegen.explore.common import check_data, pick_rows
-from facegen.files import atomic_path, write_text
+from facegen.files import atomic_path, json_lines, write_text
 from facegen.layout import EVAL_FOLDER, LOG_FILE, METRICS_FILE
 from facegen.metrics.fid import feature_statistics, frechet_distance
 from facegen.metrics.inception import InceptionFeatures
@@ -331,16 +331,8 @@ def evaluate(
 
 def _trained_steps(run: Run) -> int | None:
     """The step of the run's last log line (what the weights saw), if it logged."""
-    log = run.path / LOG_FILE
-    if not log.is_file():
-        return None
-    lines = log.read_text(encoding="utf-8").splitlines()
-    for line in reversed(lines):
-        try:
-            return int(json.loads(line)["step"])
-        except (ValueError, KeyError, TypeError):
-            continue
-    return None
+    steps = [r["step"] for _, r in json_lines(run.path / LOG_FILE)[0] if "step" in r]
+    return int(steps[-1]) if steps else None
 
 
 def append_records(path: Path, records: list[dict[str, Any]]) -> None:

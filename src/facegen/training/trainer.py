@@ -32,7 +32,7 @@ from facegen.config import TrainConfig, format_duration
 from facegen.data.loader import BatchLoader, LoaderOptions, load_images, to_uint8
 from facegen.data.packed import PackedDataset, open_packed
 from facegen.errors import FacegenError
-from facegen.files import write_json, write_text
+from facegen.files import json_lines, write_json, write_text
 from facegen.models import build_model, save_model
 from facegen.models.base import FaceModel
 from facegen.run import (
@@ -349,18 +349,9 @@ def _restore(
             f"{out} already trained {format_duration(seconds)} of its "
             f"{format_duration(time_budget)} budget; pass a larger --time-budget"
         )
-    history = [r for r in _read_log(out / LOG_FILE) if r.get("step", 0) <= step]
+    logged = json_lines(out / LOG_FILE)[0]
+    history = [record for _, record in logged if record.get("step", 0) <= step]
     return step, seconds, history
-
-
-def _read_log(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        with contextlib.suppress(ValueError):
-            records.append(json.loads(line))
-    return records
 
 
 def _run_summary(

@@ -11,7 +11,6 @@ line, a later line superseding an earlier one for the same metric.
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import sys
@@ -24,7 +23,7 @@ from typing import Any
 from facegen import __version__
 from facegen.config import format_duration
 from facegen.errors import FacegenError
-from facegen.files import write_text
+from facegen.files import json_lines, write_text
 from facegen.layout import EXPLORE_FOLDER, LOG_FILE, LOSS_PLOT, METRICS_FILE, SAMPLES_FOLDER
 from facegen.run import read_run_config
 
@@ -68,32 +67,13 @@ def number(value: Any) -> float | None:
     return float(value) if math.isfinite(value) else None
 
 
-def _json_lines(path: Path) -> tuple[list[tuple[int, dict]], list[int]]:
-    """(line number, object) for each JSON object of a JSON-lines file, and the numbers of
-    the lines that are not one (a half-written last line, a hand edit gone wrong)."""
-    records, damaged = [], []
-    text = path.read_text(encoding="utf-8", errors="replace")
-    for line_number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError:
-            record = None
-        if isinstance(record, dict):
-            records.append((line_number, record))
-        else:
-            damaged.append(line_number)
-    return records, damaged
-
-
 def read_metrics(run: str | Path) -> dict[str, dict]:
     """The latest record of each metric in ``RUN/metrics.jsonl`` ({} when there is none).
     Damaged lines (not JSON, or no metric name) are skipped with one warning on stderr."""
     path = Path(run) / METRICS_FILE
     if not path.is_file():
         return {}
-    records, damaged = _json_lines(path)
+    records, damaged = json_lines(path)
     metrics: dict[str, dict] = {}
     for line_number, record in records:
         if isinstance(record.get("metric"), str):
@@ -139,7 +119,7 @@ def summarize_run(run: str | Path, name: str | None = None) -> RunSummary:
     path = Path(run)
     config = read_run_config(path)
     log_path = path / LOG_FILE
-    log = [r for _, r in _json_lines(log_path)[0]] if log_path.is_file() else []
+    log = [r for _, r in json_lines(log_path)[0]]
     return RunSummary(path, name or path.name, config, read_metrics(path), training_stats(log))
 
 
