@@ -48,11 +48,6 @@ def pick_rows(data: PackedDataset, split: str, n: int | None, seed: int) -> np.n
     return rows[np.sort(chosen)]
 
 
-def load_faces(data: PackedDataset, rows: np.ndarray) -> torch.Tensor:
-    """Rows of ``data`` as float images (N, 3, S, S) in [-1, 1] on the CPU."""
-    return load_images(data, rows)
-
-
 def encode_rows(
     run: Run, data: PackedDataset, rows: np.ndarray, *, batch_size: int = 256, progress: bool = True
 ) -> torch.Tensor:
@@ -62,7 +57,7 @@ def encode_rows(
     check_data(run, data)
     chunks = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
     bar = tqdm(chunks, desc="encoding", unit="batch", disable=not progress or len(chunks) < 2)
-    return torch.cat([run.encode(load_faces(data, chunk), batch_size) for chunk in bar])
+    return torch.cat([run.encode(load_images(data, chunk), batch_size) for chunk in bar])
 
 
 def run_data(run: Run, path: str | Path | None = None) -> PackedDataset:

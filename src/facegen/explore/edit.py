@@ -29,10 +29,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from facegen import __version__
-from facegen.data.loader import to_uint8
+from facegen.data.loader import load_images, to_uint8
 from facegen.data.packed import PackedDataset
 from facegen.errors import FacegenError
-from facegen.explore.common import check_data, encode_rows, load_faces, pick_rows
+from facegen.explore.common import check_data, encode_rows, pick_rows
 from facegen.files import atomic_path
 from facegen.run import MODEL_FOLDER, Run
 from facegen.viz.grid import labelled_grid
@@ -203,7 +203,7 @@ def edit_faces(
         if data is None:
             raise FacegenError(f"editing with a {run.name} needs test faces: pass --data")
         check_data(run, data)
-        base = run.encode(load_faces(data, pick_rows(data, split, n, seed)))  # (N, D)
+        base = run.encode(load_images(data, pick_rows(data, split, n, seed)))  # (N, D)
         source = f"{split} faces"
     else:
         base = run.latents(n, seed)

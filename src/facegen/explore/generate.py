@@ -15,10 +15,10 @@ import numpy as np
 import torch
 from PIL import Image
 
-from facegen.data.loader import to_uint8
+from facegen.data.loader import load_images, to_uint8
 from facegen.data.packed import PackedDataset
 from facegen.errors import FacegenError
-from facegen.explore.common import check_data, load_faces, pick_rows, require_encoder
+from facegen.explore.common import check_data, pick_rows, require_encoder
 from facegen.files import atomic_directory
 from facegen.run import Run
 from facegen.viz.grid import image_grid, labelled_grid, paired_rows
@@ -106,5 +106,5 @@ def reconstruct_faces(
     require_encoder(run, "reconstruct")
     check_data(run, data)
     rows = pick_rows(data, split, n, seed)
-    originals = load_faces(data, rows)
+    originals = load_images(data, rows)
     return Reconstructions(rows, originals, run.reconstruct(originals, batch_size))

@@ -18,10 +18,10 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from facegen.data.loader import to_uint8
+from facegen.data.loader import load_images, to_uint8
 from facegen.data.packed import PackedDataset
 from facegen.errors import FacegenError
-from facegen.explore.common import check_data, encode_rows, load_faces, pick_rows
+from facegen.explore.common import check_data, encode_rows, pick_rows
 from facegen.files import atomic_path
 from facegen.losses import kl_per_dimension
 from facegen.run import Run, in_batches
@@ -126,7 +126,7 @@ def traverse(
         check_data(run, data)
         rows = pick_rows(data, split, STATISTICS_FACES, seed)
         if hasattr(run.model, "encode_distribution"):  # a VAE: rank by KL
-            latents, kl = _vae_statistics(run, load_faces(data, rows))
+            latents, kl = _vae_statistics(run, load_images(data, rows))
             order = torch.argsort(kl, descending=True, stable=True)
             centre, spread = torch.zeros(latent_dim), torch.ones(latent_dim)
         else:
