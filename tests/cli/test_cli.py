@@ -208,3 +208,32 @@ def test_train_input_mistakes(capsys, tiny_packed, tmp_path, argv, message):
     )
     assert code == 2, err
     assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_prepare_detect_faces_reports_photos_without_a_face(capsys, tmp_path):
+    pytest.importorskip("cv2")
+    from tests.data.test_align import write_photos
+
+    write_photos(tmp_path / "photos", faces=2, walls=2)
+    (tmp_path / "photos" / "broken.jpg").write_bytes(b"nope")
+    argv = ["data", "prepare", str(tmp_path / "photos"), str(tmp_path / "p"), "--detect-faces"]
+    code, stdout, _ = run(capsys, *argv, "--size", "32", "--workers", "1", "--quiet")
+    assert code == 0
+    assert "packed 2 images at 32x32 (crop 140)" in stdout
+    manifest = tmp_path / "p" / "manifest.json"
+    assert (
+        f"skipped 2 photos with no face found (first: wall_0.jpg); all are named in {manifest}"
+        in stdout
+    )
+    assert "skipped 1 unreadable file (first: broken.jpg: not an image" in stdout
+
+
+def test_detect_faces_without_opencv_is_one_line_and_exit_2(
+    capsys, celeba_root, tmp_path, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, "cv2", None)  # `import cv2` now raises ImportError
+    argv = ["data", "prepare", str(celeba_root), str(tmp_path / "out"), "--detect-faces"]
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert err == "facegen: error: --detect-faces needs OpenCV: pip install 'facegen[detect]'\n"
+    assert not (tmp_path / "out").exists()

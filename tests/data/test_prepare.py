@@ -1,8 +1,10 @@
 """`data prepare`: packing, crops, subsets, splits, skips, and never a half-written folder."""
 
 import importlib
+import importlib.util
 import json
 import shutil
+import sys
 import zipfile
 from pathlib import Path
 
@@ -212,3 +214,62 @@ def test_a_source_folder_that_moved_still_reads(celeba_root, tmp_path):
     moved = tmp_path / "elsewhere"
     shutil.move(celeba_root, moved)
     assert len(prepare(moved, tmp_path / "out", PrepareConfig(workers=1), progress=False)) == 30
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="needs OpenCV")
+def test_detect_faces_packs_aligned_faces_and_names_photos_without_one(tmp_path):
+    from facegen.data.decode import Crop, decode_face
+    from tests.data.test_align import write_photos
+
+    write_photos(tmp_path / "photos")
+    config = PrepareConfig(size=32, workers=1, detect_faces=True)
+    data = prepare(tmp_path / "photos", tmp_path / "out", config, progress=False)
+    assert data.filenames == ["face_0.jpg", "face_1.jpg"]
+    m = data.manifest
+    assert m["detect_faces"] is True and m["arguments"]["detect_faces"] is True
+    assert m["crop"] == "140"  # detected faces are in CelebA's aligned geometry
+    assert m["skipped"] == [{"file": "wall_0.jpg", "reason": "no face found"}]
+    assert m["skipped_count"] == m["no_face_count"] == 1
+    for row, name in enumerate(data.filenames):
+        face = decode_face(str(tmp_path / "photos" / name), 32, Crop(140), detect_faces=True)
+        np.testing.assert_array_equal(data.images[row], face)
+    # Without detection the same folder packs every photo, framed as it is.
+    plain = prepare(
+        tmp_path / "photos", tmp_path / "plain", PrepareConfig(size=32, workers=1), progress=False
+    )
+    assert len(plain) == 3 and plain.manifest["crop"] == "full"
+    assert plain.manifest["detect_faces"] is False and plain.manifest["no_face_count"] == 0
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="needs OpenCV")
+def test_detect_faces_refuses_a_folder_without_any_face(tmp_path):
+    from tests.data.test_align import write_photos
+
+    write_photos(tmp_path / "walls", faces=0, walls=2)
+    config = PrepareConfig(workers=1, detect_faces=True)
+    with pytest.raises(DataError, match=r"no face found in any of the 2 images in .*walls"):
+        prepare(tmp_path / "walls", tmp_path / "out", config, progress=False)
+    assert not (tmp_path / "out").exists() and leftovers(tmp_path) == []
+
+
+def test_detect_faces_without_opencv_fails_before_any_work(celeba_root, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "cv2", None)  # `import cv2` now raises ImportError
+    config = PrepareConfig(workers=2, detect_faces=True)
+    with pytest.raises(DataError, match=r"^--detect-faces needs OpenCV: pip install"):
+        prepare(celeba_root, tmp_path / "out", config, progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(importlib.util.find_spec("cv2") is None, reason="needs OpenCV")
+def test_detect_faces_in_worker_processes_gives_the_same_bytes(tmp_path, monkeypatch):
+    from tests.data.test_align import write_photos
+
+    monkeypatch.setattr(prepare_module, "CHUNK", 2)  # five photos, yet two workers
+    write_photos(tmp_path / "photos", faces=3, walls=2)
+    one = PrepareConfig(size=32, workers=1, detect_faces=True)
+    two = PrepareConfig(size=32, workers=2, detect_faces=True)
+    a = prepare(tmp_path / "photos", tmp_path / "a", one, progress=False)
+    b = prepare(tmp_path / "photos", tmp_path / "b", two, progress=False)
+    np.testing.assert_array_equal(a.images, b.images)
+    assert b.manifest["arguments"]["workers"] == 2
+    assert len(b) == 3 and b.manifest["no_face_count"] == 2

@@ -20,6 +20,7 @@ def _cmd_data_synth(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_prepare(args: argparse.Namespace) -> int:
+    from facegen.data.align import NO_FACE
     from facegen.data.prepare import PrepareConfig, prepare
 
     config = PrepareConfig(
@@ -29,6 +30,7 @@ def _cmd_data_prepare(args: argparse.Namespace) -> int:
         split=args.split,
         limit=args.limit,
         workers=args.workers,
+        detect_faces=args.detect_faces,
     )
     data = prepare(args.src, args.out, config, overwrite=args.overwrite, progress=not args.quiet)
     manifest = data.manifest
@@ -37,13 +39,22 @@ def _cmd_data_prepare(args: argparse.Namespace) -> int:
         f"packed {len(data):,} images at {data.size}x{data.size} (crop {manifest['crop']}) "
         f"into {data.path} [{splits}] in {manifest['seconds']:.1f} s"
     )
-    skipped = manifest["skipped_count"]
-    if skipped:
-        first = manifest["skipped"][0]
+    no_face = manifest.get("no_face_count", 0)
+    unreadable = manifest["skipped_count"] - no_face
+    listed = data.path / "manifest.json"
+    if no_face:
+        first = next((s for s in manifest["skipped"] if s["reason"] == NO_FACE), None)
+        example = f" (first: {first['file']})" if first else ""
         print(
-            f"skipped {skipped:,} unreadable file{'s' * (skipped > 1)} "
-            f"(first: {first['file']}: {first['reason']}); all are named in "
-            f"{data.path / 'manifest.json'}"
+            f"skipped {no_face:,} photo{'s' * (no_face > 1)} with no face found{example}; "
+            f"all are named in {listed}"
+        )
+    if unreadable:
+        first = next((s for s in manifest["skipped"] if s["reason"] != NO_FACE), None)
+        example = f" (first: {first['file']}: {first['reason']})" if first else ""
+        print(
+            f"skipped {unreadable:,} unreadable file{'s' * (unreadable > 1)}{example}; "
+            f"all are named in {listed}"
         )
     print(f"next: facegen data info {data.path}")
     return 0
@@ -95,7 +106,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "labels and manifest.json. SRC is a CelebA root (official folder, Kaggle copy), "
         "CelebA's img_align_celeba.zip (read in place), or any folder or zip of images "
         "(.jpg .jpeg .png .webp .bmp, recursively). Unreadable images are skipped and named "
-        "in the manifest.",
+        "in the manifest. For your own photos, add --detect-faces.",
     )
     prepare.add_argument("src", metavar="SRC", help="CelebA root or zip, or a folder of images")
     prepare.add_argument("out", metavar="OUT", help="packed data set folder to create")
@@ -107,7 +118,15 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         default=None,
         metavar="CROP",
         help="'full' (largest centred square) or a centred box side in pixels of the 178x218 "
-        "CelebA geometry, scaled with the image (default: 140 for CelebA, full otherwise)",
+        "CelebA geometry, scaled with the image (default: 140 for CelebA or with "
+        "--detect-faces, full otherwise)",
+    )
+    prepare.add_argument(
+        "--detect-faces",
+        action="store_true",
+        help="find the largest face in each photo, level its eyes and frame it like "
+        "CelebA's aligned images before cropping; photos with no face are skipped and named "
+        "in the manifest (needs OpenCV: pip install 'facegen[detect]')",
     )
     prepare.add_argument(
         "--identities",

@@ -2,7 +2,8 @@
 
 `data prepare` runs it in worker processes, and later commands (an uploaded photo, an
 interpolation between two real faces) call it so that their faces are framed exactly like
-the packed data set's. It imports only NumPy and Pillow, so worker processes start fast.
+the packed data set's. It imports only NumPy and Pillow, so worker processes start fast;
+OpenCV is loaded only when faces are to be detected.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
+from facegen.data.align import NoFaceError, align_face
 from facegen.data.celeba import ALIGNED_HEIGHT, ALIGNED_WIDTH
 
 # The WAE / RAE / pythae protocol for CelebA: the centred 140x140 box of the 178x218 image.
@@ -83,15 +85,25 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def decode_face(source: str | BinaryIO, size: int, crop: Crop) -> np.ndarray:
+def decode_face(
+    source: str | BinaryIO, size: int, crop: Crop, *, detect_faces: bool = False
+) -> np.ndarray:
     """Read an image file and return its face crop as uint8 [size, size, 3].
 
     JPEGs are decoded at 1/2, 1/4 or 1/8 scale when the crop still keeps at least ``size``
     pixels: the decoder then does a fraction of the work (DESIGN.md section 8: about 3
-    pixel levels of difference). Raises ``OSError`` / ``ValueError`` for files that are
-    not images or are damaged.
+    pixel levels of difference). With ``detect_faces`` the photo is decoded at full size,
+    its largest face is found and warped into CelebA's aligned 178x218 geometry
+    (:func:`facegen.data.align.align_face`), and ``crop`` applies to that. Raises
+    ``OSError`` / ``ValueError`` for files that are not images or are damaged, and
+    :class:`facegen.data.align.NoFaceError` (a ``ValueError``) when no face is found.
+
+    >>> decode_face("upload.jpg", 64, Crop(140), detect_faces=True).shape
+    (64, 64, 3)
     """
     with Image.open(source) as image:
+        if detect_faces:
+            return _decode_aligned(image, size, crop)
         width, height = image.size
         left, top, right, bottom = crop.box(width, height)
         if image.format == "JPEG":
@@ -105,6 +117,16 @@ def decode_face(source: str | BinaryIO, size: int, crop: Crop) -> np.ndarray:
         rgb = to_rgb(image)
         face = rgb.resize((size, size), Image.Resampling.BICUBIC, box=(left, top, right, bottom))
         return np.asarray(face, dtype=np.uint8)
+
+
+def _decode_aligned(image: Image.Image, size: int, crop: Crop) -> np.ndarray:
+    # Phone photos store their orientation in EXIF: a sideways face is no face to the
+    # detector, so turn the pixels upright first.
+    aligned = align_face(to_rgb(ImageOps.exif_transpose(image)))
+    if aligned is None:
+        raise NoFaceError()
+    face = aligned.resize((size, size), Image.Resampling.BICUBIC, box=crop.box(*aligned.size))
+    return np.asarray(face, dtype=np.uint8)
 
 
 def describe_error(error: BaseException) -> str:

@@ -20,6 +20,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from facegen import __version__
+from facegen.data.align import NO_FACE
 from facegen.data.celeba import ATTRIBUTE_NAMES
 from facegen.data.decode import CELEBA_CROP, Crop, decode_face, describe_error
 from facegen.data.packed import (
@@ -45,7 +46,9 @@ MAX_SKIPPED_LISTED = 10_000
 @dataclass(frozen=True)
 class PrepareConfig:
     """How to pack a source. ``crop=None`` picks CelebA's centred 140 box for CelebA
-    sources and the largest centred square for other images."""
+    sources and the largest centred square for other images. ``detect_faces`` finds each
+    photo's largest face and warps it into CelebA's aligned geometry first (photos with no
+    face are skipped), so then the 140 box is the default for every source."""
 
     size: int = 64
     crop: str | None = None
@@ -53,6 +56,7 @@ class PrepareConfig:
     split: str = "all"
     limit: int | None = None
     workers: int | None = None
+    detect_faces: bool = False
 
     def validate(self) -> None:
         if self.size not in SIZES:
@@ -73,7 +77,12 @@ class PrepareConfig:
     def crop_for(self, source: ImageSource) -> Crop:
         if self.crop is not None:
             return Crop.parse(self.crop)
-        return Crop(CELEBA_CROP) if source.celeba_like else Crop(None)
+        # Detected faces are framed like CelebA's aligned images, whatever the source, so
+        # CelebA's box frames them the same way; "full" would keep the aligned frame's
+        # margins, mostly hair, shoulders and repeated border pixels.
+        if self.detect_faces or source.celeba_like:
+            return Crop(CELEBA_CROP)
+        return Crop(None)
 
 
 def select_rows(source: ImageSource, config: PrepareConfig) -> np.ndarray:
@@ -124,6 +133,11 @@ def prepare(
     out = Path(out)
     if out.exists() and not overwrite:
         raise FacegenError(f"{out} already exists; pass --overwrite to replace it")
+    if config.detect_faces:
+        # One clear line here, not one traceback per worker process.
+        from facegen.data.align import check_detector
+
+        check_detector()
     started = time.perf_counter()
     source = open_source(src)
     crop = config.crop_for(source)
@@ -133,7 +147,11 @@ def prepare(
 
     with atomic_directory(out, overwrite=overwrite) as folder:
         writer = PackedWriter(folder, len(rows), config.size)
-        failures = _decode_all(folder, source.reader, names, config.size, crop, workers, progress)
+        decoding = _Decoding(source.reader, config.size, crop, config.detect_faces)
+        failures = _decode_all(folder, decoding, names, workers, progress)
+        no_face = sum(reason == NO_FACE for reason in failures.values())
+        if failures and no_face == len(rows):
+            raise DataError(f"no face found in any of the {len(rows)} images in {source.location}")
         if len(failures) == len(rows):
             first = next(iter(failures.items()))
             raise DataError(
@@ -164,7 +182,9 @@ def prepare(
             "identities": int(np.unique(identity[keep][identity[keep] >= 0]).size),
             "attribute_names": list(ATTRIBUTE_NAMES),
             "attributes_known": bool(np.any(source.attributes[rows][keep] != 0)),
+            "detect_faces": config.detect_faces,
             "skipped_count": len(skipped),
+            "no_face_count": no_face,
             "skipped": skipped[:MAX_SKIPPED_LISTED],
             "arguments": {**asdict(config), "crop": str(crop), "workers": workers},
             "seconds": round(time.perf_counter() - started, 2),
@@ -180,14 +200,18 @@ def prepare(
     return open_packed(out)
 
 
+@dataclass(frozen=True)
+class _Decoding:
+    """How every image is decoded: picklable, handed to each worker process once."""
+
+    reader: ImageReader
+    size: int
+    crop: Crop
+    detect_faces: bool
+
+
 def _decode_all(
-    folder: Path,
-    reader: ImageReader,
-    names: list[str],
-    size: int,
-    crop: Crop,
-    workers: int,
-    progress: bool,
+    folder: Path, decoding: _Decoding, names: list[str], workers: int, progress: bool
 ) -> dict[int, str]:
     """Decode ``names`` into rows 0..N-1 of the image file in ``folder``; return the rows
     that failed with their reasons."""
@@ -198,7 +222,7 @@ def _decode_all(
     with bar:
         if workers == 1:
             global _worker
-            _init_worker(str(folder), reader, size, crop)
+            _init_worker(str(folder), decoding)
             try:
                 for done, failed in map(_decode_chunk, tasks):
                     failures.update(failed)
@@ -209,7 +233,7 @@ def _decode_all(
         # spawn, not fork: the parent may hold threads (the progress bar's) and open zip
         # handles whose shared file offsets would race between forked children.
         context = multiprocessing.get_context("spawn")
-        init_args = (str(folder), reader, size, crop)
+        init_args = (str(folder), decoding)
         with context.Pool(workers, initializer=_init_worker, initargs=init_args) as pool:
             for done, failed in pool.imap_unordered(_decode_chunk, tasks):
                 failures.update(failed)
@@ -222,30 +246,40 @@ class _Worker:
     """What one decoding process holds: the output opened once, and how to decode."""
 
     images: np.ndarray
-    reader: ImageReader
-    size: int
-    crop: Crop
+    decoding: _Decoding
 
 
 _worker: _Worker | None = None
 
 
-def _init_worker(folder: str, reader: ImageReader, size: int, crop: Crop) -> None:
+def _init_worker(folder: str, decoding: _Decoding) -> None:
     global _worker
     if multiprocessing.parent_process() is not None:
         # Ctrl-C reaches the whole process group: let the parent alone handle it (it stops
         # the pool and removes the temporary folder) instead of every worker printing a
         # traceback.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _worker = _Worker(open_images_for_writing(folder), reader, size, crop)
+        if decoding.detect_faces:
+            from facegen.data.align import opencv
+
+            # Each worker is one core's worth of work: OpenCV's own threads would only
+            # contend with the other workers.
+            opencv().setNumThreads(1)
+    _worker = _Worker(open_images_for_writing(folder), decoding)
 
 
 def _decode_chunk(items: list[tuple[int, str]]) -> tuple[int, dict[int, str]]:
     assert _worker is not None, "_init_worker runs first"
+    decoding = _worker.decoding
     failed: dict[int, str] = {}
     for row, name in items:
         try:
-            _worker.images[row] = decode_face(_worker.reader.open(name), _worker.size, _worker.crop)
+            _worker.images[row] = decode_face(
+                decoding.reader.open(name),
+                decoding.size,
+                decoding.crop,
+                detect_faces=decoding.detect_faces,
+            )
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
             failed[row] = describe_error(error)
     # No flush: the mapping is shared, so the parent sees these pages through the page cache.
