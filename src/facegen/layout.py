@@ -7,6 +7,7 @@ the CLI's help and the report can use them without loading it.
     RUN/log.jsonl   RUN/loss.png   RUN/samples/step-STEP.png (+ recon-step-STEP.png)
     RUN/explore/*.png                    the exploration commands' pictures
     RUN/metrics.jsonl   RUN/eval/*.png   facegen eval's results and pictures
+    RUN/export/generator.onnx            facegen export's files
 """
 
 RUN_CONFIG = "config.json"
@@ -17,3 +18,4 @@ SAMPLES_FOLDER = "samples"
 EXPLORE_FOLDER = "explore"
 METRICS_FILE = "metrics.jsonl"
 EVAL_FOLDER = "eval"
+EXPORT_FOLDER = "export"
