@@ -14,11 +14,11 @@ import sys
 from collections.abc import Sequence
 
 from facegen import __version__
-from facegen.cli import classifier, data, evaluate, explore, export, report, train
+from facegen.cli import classifier, data, demo, evaluate, explore, export, report, train
 from facegen.cli.common import Parser
 from facegen.errors import FacegenError
 
-COMMAND_GROUPS = (data, train, explore, classifier, evaluate, report, export)
+COMMAND_GROUPS = (data, train, explore, classifier, evaluate, report, demo, export)
 
 
 def build_parser() -> argparse.ArgumentParser:

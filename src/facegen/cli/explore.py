@@ -103,6 +103,7 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
         sampler=args.sampler,
         photos=photos,
         crop=crop,
+        detect_faces=args.detect_faces,
     )
     out = save_png(walk.picture(), _out(args, "interpolation.png"))
     print(f"wrote {len(walk.images)} {args.method} interpolation(s) of {args.steps} steps: {out}")
@@ -306,6 +307,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     interpolate.add_argument("--to", dest="target", metavar="IMG", help="second photo")
     interpolate.add_argument(
         "--crop", metavar="CROP", help="crop for the photos (default: the run's data set's)"
+    )
+    interpolate.add_argument(
+        "--detect-faces",
+        action="store_true",
+        help="find and align the face in each photo first (as data prepare --detect-faces)",
     )
     interpolate.set_defaults(func=_cmd_interpolate)
 

@@ -17,7 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 
+from facegen.data.align import NoFaceError
 from facegen.data.decode import Crop, decode_face, describe_error
 from facegen.data.loader import from_uint8, to_uint8
 from facegen.errors import FacegenError
@@ -107,13 +109,22 @@ class Walk:
         )
 
 
-def read_photo(path: str | Path, size: int, crop: Crop) -> torch.Tensor:
-    """A photo cropped and resized exactly as ``data prepare`` frames faces: (3, S, S)."""
+def read_photo(
+    path: str | Path, size: int, crop: Crop, *, detect_faces: bool = False
+) -> torch.Tensor:
+    """A photo cropped and resized exactly as ``data prepare`` frames faces: (3, S, S).
+    With ``detect_faces``, the largest face is first found and aligned like CelebA's
+    (``data prepare --detect-faces``)."""
     try:
-        face = decode_face(str(path), size, crop)
+        face = decode_face(str(path), size, crop, detect_faces=detect_faces)
     except FileNotFoundError:
         raise FacegenError(f"{path} does not exist") from None
-    except (OSError, ValueError) as error:
+    except NoFaceError:
+        raise FacegenError(
+            f"no face found in {Path(path).name}: use a photo where a face looks at the camera"
+            ", or turn face detection off for photos already cropped like CelebA's"
+        ) from None
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
         raise FacegenError(
             f"{path} could not be read as an image: {describe_error(error)}"
         ) from None
@@ -135,10 +146,12 @@ def interpolate(
     sampler: str | None = None,
     photos: Sequence[str | Path] | None = None,
     crop: Crop | None = None,
+    detect_faces: bool = False,
     batch_size: int = 64,
 ) -> Walk:
     """Faces along ``pairs`` paths of ``steps`` between random latents drawn from ``seed``;
-    or, with ``photos=(A, B)`` (models with an encoder), one path between their encodings.
+    or, with ``photos=(A, B)`` (models with an encoder), one path between their encodings
+    (their faces found and aligned first with ``detect_faces``).
     """
     if steps < 2:
         raise FacegenError(f"an interpolation needs at least 2 steps, not {steps}")
@@ -152,7 +165,9 @@ def interpolate(
             raise FacegenError("give two photos: --from IMG --to IMG")
         require_encoder(run, "interpolating between photos")
         size = run.model.image_size
-        photo_images = torch.stack([read_photo(p, size, crop or run_crop(run)) for p in photos])
+        photo_images = torch.stack(
+            [read_photo(p, size, crop or run_crop(run), detect_faces=detect_faces) for p in photos]
+        )
         z = run.encode(photo_images, batch_size)  # (2, D)
         starts, ends = z[:1], z[1:]
         row_labels = [f"{Path(photos[0]).name} to {Path(photos[1]).name}"]
