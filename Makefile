@@ -58,7 +58,8 @@ demo: install
 	$(BIN)/facegen reconstruct $(RUNS)/vae --n 16
 	$(BIN)/facegen interpolate $(RUNS)/vae --gif $(RUNS)/vae/explore/interpolation.gif
 	$(BIN)/facegen traverse $(RUNS)/vae --dims 8
-	$(BIN)/facegen edit $(RUNS)/vae --data $(PACKED) --attribute Smiling --attribute Eyeglasses
+	$(BIN)/facegen edit $(RUNS)/vae --data $(PACKED) --n 2 --attribute Smiling \
+		--attribute Eyeglasses --attribute Wearing_Hat --attribute Blond_Hair --attribute Male
 	$(BIN)/facegen latent-map $(RUNS)/vae --data $(PACKED)
 	@for model in vae ae dcgan; do \
 		$(BIN)/facegen eval $(RUNS)/$$model --n $(EVAL_N) --quiet || exit $$?; done
@@ -69,6 +70,7 @@ demo: install
 	@echo "exploration:     $(RUNS)/*/explore/ (samples, interpolation + GIF, traversal, edits, latent map)"
 	@echo "metrics:         $(RUNS)/*/metrics.jsonl, $(RUNS)/*/eval/ (closest training images)"
 	@echo "loss curves:     $(RUNS)/*/loss.png"
+	@echo "in the browser:  $(BIN)/facegen demo $(RUNS)/vae $(RUNS)/ae $(RUNS)/dcgan"
 
 test: install browser
 	$(BIN)/python -m pytest
