@@ -124,6 +124,21 @@ class TrainConfig:
     def replace(self, **changes: Any) -> TrainConfig:
         return dataclasses.replace(self, **changes)
 
+    @classmethod
+    def from_preset(cls, name_or_path: str, **changes: Any) -> TrainConfig:
+        """A shipped preset (``vae-64``, as `facegen train` picks for a VAE on 64x64 data)
+        or a JSON file, with ``changes``; ``model_config`` changes are merged into the
+        preset's model fields instead of replacing them all.
+
+        >>> TrainConfig.from_preset("vae-64", data="data/synth-64", steps=500,
+        ...                         model_config={"latent_dim": 64})
+        """
+        values = read_preset(name_or_path)
+        model_config = {**values.get("model_config", {}), **changes.pop("model_config", {})}
+        config = cls.from_dict({**values, **changes, "model_config": model_config}, "changes")
+        config.validate()
+        return config
+
 
 def preset_names() -> list[str]:
     folder = resources.files("facegen") / "configs"
