@@ -3,7 +3,7 @@
     python benchmarks/bench_demo.py runs/demo/vae --clients 8 --requests 80 --count 16
 
 Starts the demo on loopback in this process (the same ``serve`` that `facegen demo` calls,
-default queue 16 and concurrency 1, or ``--queue-size``/``--concurrency``), or uses a demo
+default queue 16 and concurrency 2, or ``--queue-size``/``--concurrency``), or uses a demo
 that is already running (``--url``). ``--clients`` threads then send ``--requests`` sample
 requests in all through Gradio's HTTP API (``POST /gradio_api/call/sample``, then read
 the event stream until the result): each a grid of ``--count`` faces from a different
@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=80)
     parser.add_argument("--count", type=int, default=16, help="faces per request")
     parser.add_argument("--queue-size", type=int, default=16)
-    parser.add_argument("--concurrency", type=int, default=1)
+    parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=120.0)
     args = parser.parse_args()
 

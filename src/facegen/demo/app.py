@@ -241,7 +241,7 @@ def serve(
     port: int | None = 7860,
     share: bool = False,
     queue_size: int = 16,
-    concurrency: int = 1,
+    concurrency: int = 2,
     max_upload_mb: float = 10,
 ) -> tuple[gr.Blocks, str]:
     """Build the app and start serving it on ``host:port`` in the background; returns
