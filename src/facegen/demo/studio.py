@@ -31,7 +31,7 @@ from facegen.explore.edit import load_directions
 from facegen.explore.interpolate import INTERPOLATIONS, read_photo, run_crop
 from facegen.metrics.reconstruction import mean_squared_error, peak_signal_noise_ratio
 from facegen.run import MODEL_FOLDER, Run
-from facegen.sampling import SAMPLERS, sampler_path
+from facegen.sampling import SAMPLERS, LatentSampler, sampler_path
 from facegen.viz.grid import image_grid, labelled_grid, save_gif, upscale
 
 MAX_FACES = 64
@@ -274,7 +274,7 @@ class Studio:
         return save_gif(frames, path)
 
     @staticmethod
-    def _load_samplers(run: Run) -> dict:
+    def _load_samplers(run: Run) -> dict[str, LatentSampler]:
         """Every sampler the run can use: the prior, and each fitted one saved in it."""
         names = [
             name
