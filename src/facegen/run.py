@@ -36,7 +36,7 @@ from facegen.layout import (  # noqa: F401 (re-exported: the run folder's names)
 )
 from facegen.models import load_model
 from facegen.models.base import FaceModel
-from facegen.sampling import SAMPLERS, LatentSampler, load_sampler
+from facegen.sampling import SAMPLERS, LatentSampler, load_sampler, sampler_path
 from facegen.training.machine import resolve_device
 
 
@@ -94,6 +94,16 @@ class Run:
             else:
                 self._samplers[name] = sampler_class(latent_dim=self.model.latent_dim)
         return self._samplers[name]
+
+    @property
+    def sampler_names(self) -> list[str]:
+        """The samplers this run can use: the prior, and each fitted one saved in it."""
+        return [
+            name
+            for name in SAMPLERS.names()
+            if not SAMPLERS.get(name).needs_fit
+            or sampler_path(self.path / MODEL_FOLDER, name).is_file()
+        ]
 
     @property
     def default_sampler(self) -> str:

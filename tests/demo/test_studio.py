@@ -3,6 +3,8 @@ page shows for bad input."""
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +14,7 @@ from facegen.data.loader import to_uint8
 from facegen.demo.studio import MAX_FACES, Studio
 from facegen.errors import FacegenError
 from facegen.explore.interpolate import read_photo, run_crop
+from facegen.run import load_run
 
 
 @pytest.fixture
@@ -33,10 +36,6 @@ def test_runs_are_named_by_folder_and_load_what_each_has(studio):
 
 
 def test_two_runs_with_one_folder_name_are_told_apart(demo_runs, tmp_path):
-    import shutil
-
-    from facegen.run import load_run
-
     other = load_run(shutil.copytree(demo_runs["vae"].path, tmp_path / "other" / "vae"))
     studio = Studio([demo_runs["vae"], other])
     assert studio.names == ["vae", str(other.path)]

@@ -30,8 +30,7 @@ from facegen.explore.common import require_encoder
 from facegen.explore.edit import load_directions
 from facegen.explore.interpolate import INTERPOLATIONS, read_photo, run_crop
 from facegen.metrics.reconstruction import mean_squared_error, peak_signal_noise_ratio
-from facegen.run import MODEL_FOLDER, Run
-from facegen.sampling import SAMPLERS, LatentSampler, sampler_path
+from facegen.run import Run
 from facegen.viz.grid import image_grid, labelled_grid, save_gif, upscale
 
 MAX_FACES = 64
@@ -72,7 +71,10 @@ class Studio:
             if name in self.runs:  # runs/a/vae and runs/b/vae: tell them apart by full path
                 name = str(run.path)
             self.runs[name] = run
-        self._samplers = {name: self._load_samplers(run) for name, run in self.runs.items()}
+        self._samplers = {name: run.sampler_names for name, run in self.runs.items()}
+        for name, run in self.runs.items():
+            for sampler in self._samplers[name]:
+                run.sampler(sampler)  # loaded now, so requests only read the run's cache
         self._directions = {name: load_directions(run) for name, run in self.runs.items()}
         self._gif_folder = Path(tempfile.mkdtemp(prefix="facegen-demo-"))
         self._gif_count = 0
@@ -264,25 +266,13 @@ class Studio:
                 f"{name} has no {sampler!r} sampler; it has: {', '.join(self.samplers(name))}"
             )
         truncation = _bounded_float(truncation or 0.0, "truncation", 0.0, MAX_TRUNCATION)
-        generator = torch.Generator().manual_seed(seed)
-        return self._samplers[name][sampler].sample(n, generator, truncation or None)
+        return run.latents(n, seed, sampler, truncation or None)
 
     def _write_gif(self, frames: np.ndarray) -> Path:
         with self._lock:
             self._gif_count += 1
             path = self._gif_folder / f"interpolation-{self._gif_count:06d}.gif"
         return save_gif(frames, path)
-
-    @staticmethod
-    def _load_samplers(run: Run) -> dict[str, LatentSampler]:
-        """Every sampler the run can use: the prior, and each fitted one saved in it."""
-        names = [
-            name
-            for name in SAMPLERS.names()
-            if not SAMPLERS.get(name).needs_fit
-            or sampler_path(run.path / MODEL_FOLDER, name).is_file()
-        ]
-        return {name: run.sampler(name) for name in names}
 
 
 def no_directions_message(run: Run) -> str:
