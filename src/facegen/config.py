@@ -56,6 +56,8 @@ class TrainConfig:
     kl_warmup_steps: int = 0
     gan_loss: str = "nonsaturating"
     d_steps: int = 1
+    # GANs: DiffAugment policies for every image the critic sees ("color,translation,cutout")
+    augment: str = ""
     ema_decay: float | None = None  # EMA of the model's weights, used for samples and saving
     # Bookkeeping
     log_every: int = 10
@@ -100,6 +102,9 @@ class TrainConfig:
         for ok, message in checks:
             if not ok:
                 raise FacegenError(message)
+        from facegen.augment import Augmentation  # imports torch: not at `facegen --help`
+
+        Augmentation.parse(self.augment)  # an unknown name is refused here, with the choices
         if self.steps is not None and self.epochs is not None:
             raise FacegenError("give --steps or --epochs, not both")
 

@@ -92,6 +92,24 @@ def test_resume_continues_exactly(faces32, tmp_path, model):
     }
 
 
+def test_gan_with_augmentation_trains_and_resumes_exactly(faces32, tmp_path):
+    changes = {"augment": "color,translation,cutout", "steps": 6}
+    train(tiny_config("sngan", faces32, **changes), tmp_path / "a", progress=False)
+    train(tiny_config("sngan", faces32, **changes | {"steps": 3}), tmp_path / "b", progress=False)
+    train(tiny_config("sngan", faces32, **changes), tmp_path / "b", resume=True, progress=False)
+    plain = tiny_config("sngan", faces32, steps=6)
+    train(plain, tmp_path / "plain", progress=False)
+    a, b, c = (load_file(tmp_path / n / "model" / "model.safetensors") for n in ("a", "b", "plain"))
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert not all(torch.equal(a[key], c[key]) for key in a)  # the critic saw other images
+
+
+def test_augmentation_is_refused_for_autoencoders(faces32, tmp_path):
+    config = tiny_config("ae", faces32, augment="translation")
+    with pytest.raises(FacegenError, match="augment='translation' is for GANs"):
+        train(config, tmp_path / "run", progress=False)
+
+
 def test_load_run_samples_reproducibly(faces32, tmp_path):
     train(tiny_config("vae", faces32), tmp_path / "run", progress=False)
     run = facegen.load_run(tmp_path / "run")

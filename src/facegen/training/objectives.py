@@ -14,7 +14,9 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from facegen.augment import Augmentation
 from facegen.config import TrainConfig
+from facegen.errors import FacegenError
 from facegen.losses import GAN_LOSSES, RECONSTRUCTION_LOSSES, kl_divergence
 from facegen.models.base import FaceModel
 from facegen.registry import Registry
@@ -136,6 +138,11 @@ class AutoencoderObjective(Objective):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if self.config.augment:
+            raise FacegenError(
+                f"augment={self.config.augment!r} is for GANs (it guards the critic);"
+                f" a {self.model.name} reconstructs its input and would learn the augmentations"
+            )
         self.reconstruction = RECONSTRUCTION_LOSSES.get(self.config.reconstruction)
         self.optimizers["model"] = self.adam(self.model, self.config.lr)
 
@@ -195,11 +202,13 @@ class VAEObjective(AutoencoderObjective):
 
 @OBJECTIVES.register("gan")
 class GANObjective(Objective):
-    """Discriminator phase(s), then a generator phase, with the configured GAN loss."""
+    """Discriminator phase(s), then a generator phase, with the configured GAN loss; with
+    ``augment``, the critic sees every image (real or generated) through DiffAugment."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.loss = GAN_LOSSES.get(self.config.gan_loss)()
+        self.augment = Augmentation.parse(self.config.augment)
         self.modules["discriminator"] = self.model.make_discriminator()
         self.optimizers["model"] = self.adam(self.model, self.config.lr)
         self.optimizers["discriminator"] = self.adam(
@@ -212,23 +221,32 @@ class GANObjective(Objective):
         if not self.distributed.enabled:
             self.modules["discriminator"].requires_grad_(trainable)
 
+    def _scores(self, images: torch.Tensor, noise: torch.Generator) -> torch.Tensor:
+        critic = self.trainable("discriminator")
+        return critic(self.augment(images, noise) if self.augment else images)  # (B,)
+
     def step(
         self, images: torch.Tensor, step: int, noise: torch.Generator
     ) -> dict[str, torch.Tensor]:
-        generator, critic = self.trainable("model"), self.trainable("discriminator")
+        generator = self.trainable("model")
         batch = images.shape[0]
         self._toggle_discriminator(True)
-        for _ in range(self.config.d_steps):
+        # With one critic step, its fakes are the generator phase's too (as in DCGAN): one
+        # generator forward per step instead of two. The graph waits while the critic steps.
+        with torch.set_grad_enabled(self.config.d_steps == 1), self.precision.autocast():
+            fake = generator(self.model.prior(batch, noise))  # (B, 3, S, S)
+        for index in range(self.config.d_steps):
             optimizer = self.optimizers["discriminator"]
             optimizer.zero_grad(set_to_none=True)
-            with torch.no_grad(), self.precision.autocast():
-                fake = generator(self.model.prior(batch, noise))  # (B, 3, S, S)
+            if index > 0:
+                with torch.no_grad(), self.precision.autocast():
+                    fake = generator(self.model.prior(batch, noise))
             with self.precision.autocast():
-                real_scores = critic(images)  # (B,)
+                real_scores = self._scores(images, noise)
                 real_loss = self.loss.discriminator_real(real_scores)
             self.backward(real_loss)
             with self.precision.autocast():
-                fake_scores = critic(fake)  # (B,)
+                fake_scores = self._scores(fake.detach(), noise)
                 fake_loss = self.loss.discriminator_fake(fake_scores)
             self.backward(fake_loss)
             self.optimizer_step(optimizer)
@@ -237,8 +255,11 @@ class GANObjective(Objective):
         self._toggle_discriminator(False)
         optimizer = self.optimizers["model"]
         optimizer.zero_grad(set_to_none=True)
+        if self.config.d_steps > 1:
+            with self.precision.autocast():
+                fake = generator(self.model.prior(batch, noise))
         with self.precision.autocast():
-            g_loss = self.loss.generator(critic(generator(self.model.prior(batch, noise))))
+            g_loss = self.loss.generator(self._scores(fake, noise))
         self.backward(g_loss)
         self.optimizer_step(optimizer)
         self.finish_step()
