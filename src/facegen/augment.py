@@ -94,6 +94,8 @@ class Augmentation:
         return bool(self.transforms)
 
     def __call__(self, x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+        if not self.transforms:
+            return x
         # The critic gets the memory layout it was given (channels_last on the fast paths).
         layout = (
             torch.channels_last

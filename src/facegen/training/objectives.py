@@ -223,7 +223,7 @@ class GANObjective(Objective):
 
     def _scores(self, images: torch.Tensor, noise: torch.Generator) -> torch.Tensor:
         critic = self.trainable("discriminator")
-        return critic(self.augment(images, noise) if self.augment else images)  # (B,)
+        return critic(self.augment(images, noise))  # (B,)
 
     def step(
         self, images: torch.Tensor, step: int, noise: torch.Generator
@@ -233,14 +233,12 @@ class GANObjective(Objective):
         self._toggle_discriminator(True)
         # With one critic step, its fakes are the generator phase's too (as in DCGAN): one
         # generator forward per step instead of two. The graph waits while the critic steps.
-        with torch.set_grad_enabled(self.config.d_steps == 1), self.precision.autocast():
-            fake = generator(self.model.prior(batch, noise))  # (B, 3, S, S)
-        for index in range(self.config.d_steps):
+        reuse = self.config.d_steps == 1
+        for _ in range(self.config.d_steps):
             optimizer = self.optimizers["discriminator"]
             optimizer.zero_grad(set_to_none=True)
-            if index > 0:
-                with torch.no_grad(), self.precision.autocast():
-                    fake = generator(self.model.prior(batch, noise))
+            with torch.set_grad_enabled(reuse), self.precision.autocast():
+                fake = generator(self.model.prior(batch, noise))  # (B, 3, S, S)
             with self.precision.autocast():
                 real_scores = self._scores(images, noise)
                 real_loss = self.loss.discriminator_real(real_scores)
@@ -255,7 +253,7 @@ class GANObjective(Objective):
         self._toggle_discriminator(False)
         optimizer = self.optimizers["model"]
         optimizer.zero_grad(set_to_none=True)
-        if self.config.d_steps > 1:
+        if not reuse:
             with self.precision.autocast():
                 fake = generator(self.model.prior(batch, noise))
         with self.precision.autocast():
