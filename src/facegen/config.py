@@ -50,6 +50,10 @@ class TrainConfig:
     lr_d: float | None = None  # GAN discriminator; None means lr
     betas: tuple[float, float] = (0.5, 0.999)
     weight_decay: float = 0.0
+    # Learning rates fall linearly to 0 over this last fraction of the run (its steps or its
+    # time budget, whichever ends first); 0 keeps them constant. Resuming with a longer
+    # length stretches the schedule, so the rates rise again.
+    lr_decay: float = 0.0
     # Objectives: reconstruction and KL for AE / VAE, adversarial loss for GANs
     reconstruction: str = "mse"
     kl_weight: float = 1.0
@@ -85,6 +89,7 @@ class TrainConfig:
                 f"device must be one of {', '.join(DEVICES)} (or cuda:N), not {self.device!r}",
             ),
             (self.lr > 0 and (self.lr_d is None or self.lr_d > 0), "learning rates must be > 0"),
+            (0 <= self.lr_decay <= 1, f"lr_decay must be in [0, 1], not {self.lr_decay}"),
             (
                 len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas),
                 f"betas must be two numbers in [0, 1), not {self.betas}",

@@ -64,3 +64,11 @@ def test_two_ranks_stay_identical_and_resume_exactly(faces32, tmp_path, model):
     resumed, _ = run_ddp(config, tmp_path / "b", tmp_path / "rc", resume=True)
     for key in rank0:
         assert torch.equal(rank0[key], resumed[key]), key
+
+
+def test_ranks_agree_on_a_clock_driven_lr_decay(faces32, tmp_path):
+    # Each rank's own clock would give it its own learning rate, and the weights would part.
+    config = tiny_config("ae", faces32, steps=None, time_budget=2.0, lr_decay=1.0)
+    rank0, rank1 = run_ddp(config, tmp_path / "a", tmp_path / "ra")
+    for key in rank0:
+        assert torch.equal(rank0[key], rank1[key]), key

@@ -13,9 +13,10 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import facegen
+from facegen.config import TrainConfig
 from facegen.errors import DataError, FacegenError
 from facegen.models import MODELS
-from facegen.training import objectives
+from facegen.training import objectives, trainer
 from facegen.training.trainer import TrainingError, train
 from tests.conftest import tiny_config
 
@@ -102,6 +103,49 @@ def test_gan_with_augmentation_trains_and_resumes_exactly(faces32, tmp_path):
     a, b, c = (load_file(tmp_path / n / "model" / "model.safetensors") for n in ("a", "b", "plain"))
     assert all(torch.equal(a[key], b[key]) for key in a)
     assert not all(torch.equal(a[key], c[key]) for key in a)  # the critic saw other images
+
+
+def test_lr_decay_ends_at_zero_and_resumes_exactly(faces32, tmp_path, monkeypatch):
+    decayed = tiny_config("dcgan", faces32, steps=6, lr=1e-3, lr_d=2e-3, lr_decay=0.5)
+    train(decayed, tmp_path / "a", progress=False)
+    real_step = objectives.GANObjective.step
+
+    def step_then_interrupt(self, images, step, noise):
+        logged = real_step(self, images, step, noise)
+        if step == 2:  # Ctrl-C in the 3rd step: the schedule must go on from step 3 of 6
+            signal.raise_signal(signal.SIGINT)
+        return logged
+
+    monkeypatch.setattr(objectives.GANObjective, "step", step_then_interrupt)
+    assert train(decayed, tmp_path / "b", progress=False).interrupted
+    monkeypatch.undo()
+    train(decayed, tmp_path / "b", resume=True, progress=False)
+    train(decayed.replace(lr_decay=0.0), tmp_path / "flat", progress=False)
+    state = torch.load(tmp_path / "a" / "checkpoints" / "training-state-0000006.pt")
+    # The last step (index 5 of 6) ran at (1 - 5/6) / 0.5 = 1/3 of each optimiser's rate.
+    rates = {name: o["param_groups"][0]["lr"] for name, o in state["optimizers"].items()}
+    assert rates == pytest.approx({"model": 1e-3 / 3, "discriminator": 2e-3 / 3})
+    a, b, c = (load_file(tmp_path / n / "model" / "model.safetensors") for n in ("a", "b", "flat"))
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    assert not all(torch.equal(a[key], c[key]) for key in a)
+
+
+@pytest.mark.parametrize(
+    ("step", "total", "seconds", "budget", "scale"),
+    [
+        (0, 100, 0.0, None, 1.0),
+        (70, 100, 0.0, None, 1.0),  # decay starts at 70%
+        (85, 100, 0.0, None, 0.5),
+        (100, 100, 0.0, None, 0.0),
+        (10, None, 90.0, 120.0, 5 / 6),  # by the clock alone
+        (85, 100, 10.0, 120.0, 0.5),  # steps further on than the clock
+        (10, 100, 114.0, 120.0, 1 / 6),  # the clock further on than the steps
+        (10, None, 500.0, 120.0, 0.0),  # past the budget: never negative
+    ],
+)
+def test_lr_scale_follows_the_furthest_of_steps_and_clock(step, total, seconds, budget, scale):
+    config = TrainConfig(lr_decay=0.3, time_budget=budget)
+    assert trainer._lr_scale(config, step, total, seconds) == pytest.approx(scale)
 
 
 def test_augmentation_is_refused_for_autoencoders(faces32, tmp_path):

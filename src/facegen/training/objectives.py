@@ -44,12 +44,21 @@ class Objective(ABC):
         self.ema = EMA(model, config.ema_decay) if config.ema_decay else None
 
     def adam(self, module: nn.Module, lr: float) -> torch.optim.Optimizer:
-        return torch.optim.Adam(
+        optimizer = torch.optim.Adam(
             module.parameters(),
             lr=lr,
             betas=self.config.betas,
             weight_decay=self.config.weight_decay,
         )
+        for group in optimizer.param_groups:
+            group["initial_lr"] = lr  # what scale_learning_rates scales (saved with the state)
+        return optimizer
+
+    def scale_learning_rates(self, scale: float) -> None:
+        """Every optimiser's rate becomes ``scale`` times the rate it was created with."""
+        for optimizer in self.optimizers.values():
+            for group in optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * scale
 
     def trainable(self, name: str) -> nn.Module:
         """The module to run forward passes through in training: wrapped for DDP and
