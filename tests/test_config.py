@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from facegen.config import TrainConfig, read_preset
+from facegen.config import TrainConfig, preset_names, read_preset
 from facegen.errors import FacegenError
+from facegen.models import build_model
 
 
 def test_from_preset_keeps_the_preset_and_merges_model_fields():
@@ -42,3 +43,14 @@ def test_from_preset_refuses_what_train_would(changes, message):
         TrainConfig.from_preset("dcgan-64", **changes)
     with pytest.raises(FacegenError, match="unknown preset 'vae-65'"):
         TrainConfig.from_preset("vae-65")
+
+
+@pytest.mark.parametrize("name", preset_names())
+def test_every_shipped_preset_validates_says_why_and_builds_its_model(name):
+    config = TrainConfig.from_preset(name, data="data/x")
+    assert len(config.description) > 20, "each preset says in one line why it is set so"
+    assert config.steps or config.epochs or config.time_budget, "a preset says how long to train"
+    model = build_model(config.model, config.model_config)
+    assert model.config.image_size == config.model_config["image_size"]
+    if name.endswith("-cpu"):  # the CPU family trains "for the time I have" at 64x64
+        assert (config.time_budget, config.steps, model.config.image_size) == (600.0, None, 64)
