@@ -2,6 +2,7 @@
 for every input mistake."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import pytest
 
 from facegen import __version__
 from facegen.cli import main
+from facegen.config import preset_names
 
 
 def run(capsys, *argv):
@@ -29,6 +31,12 @@ def test_every_command_has_help(capsys, argv):
     code, out, _ = run(capsys, *argv, "--help")
     assert code == 0 and out.startswith("usage: facegen")
     assert len(out.splitlines()) > 5
+
+
+def test_train_help_lists_the_shipped_presets(capsys):
+    out = "".join(run(capsys, "train", "--help")[1].split())  # argparse wraps (at hyphens too)
+    listed = re.search(r"shippedpreset\(([^)]*)\)", out)
+    assert listed and listed.group(1).split(",") == preset_names()
 
 
 def test_version(capsys):

@@ -111,7 +111,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    from facegen.config import DEVICES, PRECISIONS
+    from facegen.config import DEVICES, PRECISIONS, preset_names
 
     train = commands.add_parser(
         "train",
@@ -125,7 +125,11 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     train.add_argument("--out", required=True, metavar="RUN", help="run folder")
     train.add_argument("--data", metavar="DATA", help="packed data set (facegen data prepare)")
     train.add_argument("--model", help="ae, vae, dcgan or sngan (default: the preset's, or vae)")
-    train.add_argument("--config", metavar="PRESET", help="preset name (vae-64) or JSON file")
+    train.add_argument(
+        "--config",
+        metavar="PRESET",
+        help=f"a shipped preset ({', '.join(preset_names())}) or a JSON file",
+    )
     length = train.add_mutually_exclusive_group()
     length.add_argument("--steps", type=positive_int, help="optimisation steps")
     length.add_argument("--epochs", type=float, help="passes over the training split")
