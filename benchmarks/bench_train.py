@@ -1,11 +1,13 @@
 """Training speed: facegen's trainer against a plain PyTorch loop of the same architecture.
 
     python benchmarks/bench_train.py --data data/synth-64 --data32 data/synth-32
+    python benchmarks/bench_train.py --data data/celeba-64 --models ae --compile --steps 300
 
 The plain loop is what a user writes from the pytorch examples: float32, default memory
 layout, Adam, the batch read from the packed images each step, no logging. The trainer
 runs with its defaults (channels_last, bf16 autocast where the CPU supports it), its data
-loader, logging, and the loss checks of every step; its speed is read from log.jsonl
+loader, logging, and the loss checks of every step (``--compile`` adds a column with
+``torch.compile``, whose compiling falls in the warm-up); its speed is read from log.jsonl
 after a warm-up (oneDNN builds its kernels in the first steps). Machine load matters:
 run it on a quiet machine.
 """
@@ -77,13 +79,16 @@ def plain_loop(name: str, data_path: str, warmup: int, steps: int, batch: int = 
     return steps * batch / (time.perf_counter() - began)
 
 
-def trainer_speed(name: str, data_path: str, precision: str, warmup: int, steps: int) -> float:
+def trainer_speed(
+    name: str, data_path: str, precision: str, warmup: int, steps: int, compile: bool = False
+) -> float:
     data = open_packed(data_path)
     preset = read_preset(f"{name}-{data.size}")
     config = TrainConfig.from_dict(preset).replace(
         data=data_path,
         steps=warmup + steps,
         precision=precision,
+        compile=compile,
         log_every=warmup,
         sample_every=10**9,
         checkpoint_every=10**9,
@@ -110,11 +115,12 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", default=["ae", "vae", "dcgan", "sngan"])
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--compile", action="store_true", help="also time bf16 + torch.compile")
     args = parser.parse_args()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch 64")
     print(
         f"{'preset':<10} {'plain fp32':>10} {'trainer fp32':>12} {'trainer bf16':>12} "
-        f"{'speed-up':>8}"
+        f"{'speed-up':>8}" + (f" {'bf16+compile':>12}" if args.compile else "")
     )
     for data_path in [args.data, args.data32]:
         if data_path is None:
@@ -124,11 +130,14 @@ def main() -> None:
             plain = plain_loop(name, data_path, args.warmup, args.steps)
             fp32 = trainer_speed(name, data_path, "fp32", args.warmup, args.steps)
             bf16 = trainer_speed(name, data_path, "bf16", args.warmup, args.steps)
-            print(
+            row = (
                 f"{name}-{size:<6} {plain:>10.1f} {fp32:>12.1f} {bf16:>12.1f} "
-                f"{max(fp32, bf16) / plain:>7.2f}x",
-                flush=True,
+                f"{max(fp32, bf16) / plain:>7.2f}x"
             )
+            if args.compile:
+                compiled = trainer_speed(name, data_path, "bf16", args.warmup, args.steps, True)
+                row += f" {compiled:>12.1f}"
+            print(row, flush=True)
 
 
 if __name__ == "__main__":

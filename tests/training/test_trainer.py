@@ -17,6 +17,7 @@ from facegen.config import TrainConfig
 from facegen.errors import DataError, FacegenError
 from facegen.models import MODELS
 from facegen.training import objectives, trainer
+from facegen.training.machine import compile_unavailable
 from facegen.training.trainer import TrainingError, train
 from tests.conftest import tiny_config
 
@@ -235,3 +236,34 @@ def test_resume_refuses_another_data_set(faces32, packed_factory, tmp_path):
     other = packed_factory(n=50, size=32)
     with pytest.raises(FacegenError, match="not the data set this run was trained on"):
         train(tiny_config("ae", other, steps=6), tmp_path / "r", resume=True, progress=False)
+
+
+def test_compile_without_a_compiler_trains_eagerly_and_says_so(
+    faces32, tmp_path, monkeypatch, capsys
+):
+    # Not through $CXX: Inductor reads it once, when torch first imports it, so setting it
+    # here could break compiling for the rest of the session.
+    monkeypatch.setattr(trainer, "compile_unavailable", lambda device: "no C++ compiler (test)")
+    run = tmp_path / "run"
+    result = train(tiny_config("ae", faces32, compile=True), run, progress=False)
+    assert result.step == 6
+    assert "no C++ compiler (test); training without torch.compile" in capsys.readouterr().err
+    config = json.loads((run / "config.json").read_text())
+    assert config["train"]["compile"] is True and config["compiled"] is False
+
+
+@pytest.mark.slow
+# torch's own use of torch.jit inside Inductor warns; nothing of ours to change.
+@pytest.mark.filterwarnings(r"ignore:`torch\.jit\.:DeprecationWarning")
+@pytest.mark.skipif(
+    compile_unavailable(torch.device("cpu")) is not None, reason="no C++ compiler for Inductor"
+)
+def test_compiled_training_matches_eager(faces32, tmp_path):
+    def losses(compile: bool) -> list[float]:
+        config = tiny_config("ae", faces32, steps=4, log_every=1, precision="fp32", compile=compile)
+        run = tmp_path / str(compile)
+        train(config, run, progress=False)
+        assert json.loads((run / "config.json").read_text())["compiled"] is compile
+        return [r["loss"] for r in read_log(run)]
+
+    assert losses(True) == pytest.approx(losses(False), rel=1e-3)

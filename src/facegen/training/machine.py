@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import datetime
 import os
+import shutil
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -52,6 +54,20 @@ def resolve_precision(name: str, device: torch.device) -> str:
     if device.type == "cpu" and cpu_has_fast_bf16():
         return "bf16"
     return "fp32"
+
+
+def compile_unavailable(device: torch.device) -> str | None:
+    """Why ``torch.compile`` cannot run on ``device`` here, or None if nothing is known
+    against it. On the CPU, Inductor writes C++ and builds it with ``$CXX`` (default g++;
+    clang++ on macOS, cl on Windows); without that compiler the first step would fail deep
+    inside torch."""
+    if device.type != "cpu":
+        return None
+    default = {"darwin": "clang++", "win32": "cl"}.get(sys.platform, "g++")
+    compiler = os.environ.get("CXX") or default
+    if shutil.which(compiler) is None:
+        return f"torch.compile on the CPU needs a C++ compiler ({compiler}; set CXX for another)"
+    return None
 
 
 @dataclass(frozen=True)

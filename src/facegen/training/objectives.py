@@ -65,8 +65,9 @@ class Objective(ABC):
         compiled where asked; the plain module stays in ``self.modules`` for saving."""
         return self._wrapped[name]
 
-    def prepare(self, device: torch.device) -> None:
-        """Move to ``device`` and wrap for DDP / compile (call once, after loading state)."""
+    def prepare(self, device: torch.device, compile: bool = False) -> None:
+        """Move to ``device`` and wrap for DDP and, with ``compile``, ``torch.compile`` (call
+        once, after loading state)."""
         memory_format = torch.channels_last if self.config.channels_last else None
         self._wrapped: dict[str, nn.Module] = {}
         for name, module in self.modules.items():
@@ -77,7 +78,7 @@ class Objective(ABC):
             if self.distributed.enabled:
                 ids = [device.index] if device.type == "cuda" else None
                 wrapped = DistributedDataParallel(module, device_ids=ids)
-            if self.config.compile:
+            if compile:
                 wrapped = torch.compile(wrapped)
             self._wrapped[name] = wrapped
         if self.ema is not None:

@@ -49,6 +49,7 @@ from facegen.training.checkpoint import list_checkpoints, load_training_state, s
 from facegen.training.machine import (
     Distributed,
     Precision,
+    compile_unavailable,
     init_distributed,
     resolve_device,
     resolve_precision,
@@ -193,9 +194,14 @@ def _train(
         start_step, seconds_before, history = _restore(
             out, objective, data, total_steps, config.time_budget
         )
-    objective.prepare(device)
+    compiled = config.compile
+    if compiled and (problem := compile_unavailable(device)):
+        compiled = False  # a speed-up, not a result: train without it rather than fail
+        if distributed.is_main:
+            print(f"note: {problem}; training without torch.compile", file=sys.stderr)
+    objective.prepare(device, compile=compiled)
 
-    run_summary = _run_summary(config, model, data, precision, device, distributed)
+    run_summary = _run_summary(config, model, data, precision, device, distributed, compiled)
     if distributed.is_main:
         if not resume:
             if out.exists() and overwrite:
@@ -375,6 +381,7 @@ def _run_summary(
     precision: Precision,
     device: torch.device,
     distributed: Distributed,
+    compiled: bool,
 ) -> dict[str, Any]:
     parameters = sum(p.numel() for p in model.parameters())
     return {
@@ -393,6 +400,7 @@ def _run_summary(
         },
         "device": str(device),
         "precision": precision.name,
+        "compiled": compiled,  # train.compile, unless no compiler was found
         "world_size": distributed.world_size,
         "facegen_version": __version__,
         "torch_version": torch.__version__,
