@@ -199,6 +199,8 @@ def _train(
         compiled = False  # a speed-up, not a result: train without it rather than fail
         if distributed.is_main:
             print(f"note: {problem}; training without torch.compile", file=sys.stderr)
+    elif compiled and progress and distributed.is_main:
+        print("torch.compile builds the model in the first steps (cached for later runs)")
     objective.prepare(device, compile=compiled)
 
     run_summary = _run_summary(config, model, data, precision, device, distributed, compiled)
