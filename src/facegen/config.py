@@ -63,13 +63,23 @@ class TrainConfig:
     # GANs: DiffAugment policies for every image the critic sees ("color,translation,cutout")
     augment: str = ""
     ema_decay: float | None = None  # EMA of the model's weights, used for samples and saving
+    # Adversarial autoencoders (aegan): the decoder also plays against a patch critic once
+    # this fraction of the run (steps or time budget, as lr_decay) has gone; the critic's
+    # pull on it is scaled by the ratio of the reconstruction and adversarial gradient norms
+    # at the decoder's last layer (VQGAN's adaptive weight) times adv_weight; fm_weight
+    # adds L1 between the critic's features of each face and of its reconstruction.
+    adv_start: float = 0.3
+    adv_weight: float = 0.5
+    fm_weight: float = 1.0
     # Bookkeeping
     log_every: int = 10
     sample_every: int = 250
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     sample_count: int = 64
-    sampler_components: int = 10  # GMM fitted on training latents at the end (AE / VAE)
+    # Latent samplers fitted on training latents at the end (models with an encoder)
+    samplers: tuple[str, ...] = ("gmm",)
+    sampler_components: int = 10  # the GMM's components
     sampler_images: int = 10_000
     max_loss: float = 1e8  # a loss above this (or NaN / inf) stops the run
 
@@ -97,6 +107,11 @@ class TrainConfig:
             (self.kl_weight >= 0 and self.kl_warmup_steps >= 0, "kl_weight and warm-up >= 0"),
             (self.d_steps >= 1, f"d_steps must be at least 1, not {self.d_steps}"),
             (self.ema_decay is None or 0 < self.ema_decay < 1, "ema_decay must be in (0, 1)"),
+            (0 <= self.adv_start < 1, f"adv_start must be in [0, 1), not {self.adv_start}"),
+            (
+                self.adv_weight >= 0 and self.fm_weight >= 0,
+                "adv_weight and fm_weight must not be negative",
+            ),
             (
                 min(self.log_every, self.sample_every, self.checkpoint_every) >= 1,
                 "log_every, sample_every and checkpoint_every must be at least 1",
@@ -116,6 +131,7 @@ class TrainConfig:
     def to_dict(self) -> dict[str, Any]:
         values = dataclasses.asdict(self)
         values["betas"] = list(self.betas)
+        values["samplers"] = list(self.samplers)
         return values
 
     @classmethod
@@ -127,8 +143,11 @@ class TrainConfig:
                 f"{origin}: unknown field{'s' * (len(unknown) > 1)} {', '.join(unknown)}"
             )
         values = dict(values)
-        if "betas" in values:
-            values["betas"] = tuple(values["betas"])
+        if isinstance(values.get("samplers"), str):  # --set samplers=gmm,flow
+            values["samplers"] = [part.strip() for part in values["samplers"].split(",")]
+        for name in ("betas", "samplers"):
+            if name in values:
+                values[name] = tuple(values[name])
         return cls(**values)
 
     def replace(self, **changes: Any) -> TrainConfig:
