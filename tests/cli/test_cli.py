@@ -39,6 +39,16 @@ def test_train_help_lists_the_shipped_presets(capsys):
     assert listed and listed.group(1).split(",") == preset_names()
 
 
+def test_eval_and_report_help_say_below_which_n_fid_does_not_rank(capsys):
+    from facegen.metrics.evaluate import FID_MIN_N
+
+    # The help loads without torch, so the number is written out there: it must not drift.
+    out = " ".join(run(capsys, "eval", "--help")[1].split())
+    assert f"Below {FID_MIN_N:,} faces" in out and "KID ranks them" in out
+    out = " ".join(run(capsys, "report", "--help")[1].split())
+    assert f"faces, {FID_MIN_N:,} or more" in out and "KID marks the best" in out
+
+
 def test_version(capsys):
     assert run(capsys, "--version")[1].strip() == f"facegen {__version__}"
 

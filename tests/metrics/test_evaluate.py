@@ -1,5 +1,5 @@
-"""`facegen eval` end to end on tiny runs: records, protocol, the reference cache, and
-memorization finding a planted copy."""
+"""`facegen eval` end to end on tiny runs: records, protocol, the reference cache,
+memorization finding a planted copy, and FID from too few faces ranking nothing."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import pytest
 
 from facegen.cli import main
 from facegen.errors import FacegenError
-from facegen.metrics.evaluate import METRICS_FILE, EvalConfig, evaluate
+from facegen.metrics import evaluate as evaluate_module
+from facegen.metrics.evaluate import FID_MIN_N, METRICS_FILE, EvalConfig, evaluate
 from facegen.metrics.inception import InceptionFeatures
 from facegen.metrics.memorization import memorization
 from facegen.run import load_run
@@ -55,6 +56,33 @@ def test_a_vae_gets_every_metric_with_its_protocol(copy_run, faces32, network, t
     assert (run.path / values["memorization"]["closest_pairs_png"]).is_file()
     lines = (run.path / METRICS_FILE).read_text().splitlines()
     assert [json.loads(line)["metric"] for line in lines] == names
+    assert all({"n_gen", "n_real"} <= json.loads(line)["protocol"].keys() for line in lines)
+
+
+def test_fid_from_too_few_faces_does_not_rank_and_kid_does(copy_run, faces32, network):
+    run = copy_run("vae")
+    config = EvalConfig(n=N, metrics=("fid", "kid", "recon"))
+    evaluate(run, faces32, config, progress=False, network=network)
+    written = {r["metric"]: r for r in map(json.loads, (run.path / METRICS_FILE).open())}
+    assert N < FID_MIN_N == 2048
+    for name in ("fid", "recon_fid"):
+        assert written[name]["ranks"] is False and written[name]["value"] > 0
+        assert f"from {N} faces, fewer than 2,048" in written[name]["reason"]
+    assert written["kid"]["ranks"] is True and "FID's place" in written["kid"]["reason"]
+    assert "ranks" not in written["psnr"]  # only the Fréchet distances and KID say
+
+
+def test_fid_from_enough_faces_ranks(copy_run, faces32, network, monkeypatch):
+    # 2,048 faces through Inception take minutes on a CPU: lower the bar to the tiny n.
+    monkeypatch.setattr(evaluate_module, "FID_MIN_N", N)
+    config = EvalConfig(n=N, metrics=("fid", "kid"))
+    records, notes = evaluate(copy_run("ae"), faces32, config, progress=False, network=network)
+    assert [(r["metric"], r["ranks"], "reason" in r) for r in records] == [
+        ("fid", True, False),
+        ("kid", True, False),
+    ]
+    assert not any("between runs" in note for note in notes)
+    assert any("fine for comparing runs evaluated alike" in note for note in notes)
 
 
 def test_reference_features_are_cached_beside_the_data(
@@ -114,5 +142,13 @@ def test_cli_prints_the_results_and_where_they_went(copy_run, faces32, capsys):
     out = capsys.readouterr().out
     assert code == 0
     assert "fid" in out and "kid" in out and str(run.path / METRICS_FILE) in out
+    lines = out.splitlines()
+    assert lines[0].startswith("fid ") and lines[0].endswith(f"  not comparable: {N} faces < 2,048")
+    assert lines[1].startswith("kid ") and lines[1].endswith("  ranks runs (in FID's place)")
+    assert lines[2] == (
+        f"note: fid from {N} faces (n_gen={N}, n_real={N}), fewer than 2,048 (the Inception "
+        "feature dimension): computed, but with a rank-deficient covariance and a bias that "
+        "depends on the model, so not comparable between runs; KID, unbiased at any n, ranks them"
+    )
     code = main(["eval", str(run.path), "--metrics", "fid,bogus", "--quiet"])
     assert code == 2 and "unknown metric 'bogus'" in capsys.readouterr().err

@@ -1,5 +1,6 @@
-"""The HTML report: a row per run, the best values marked, every picture embedded, strings
-escaped, damaged metric lines skipped; and `facegen report` as a user runs it."""
+"""The HTML report: a row per run, the best values marked (by KID where FID cannot rank),
+every picture embedded, strings escaped, damaged metric lines skipped; and `facegen report`
+as a user runs it."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ PROTOCOL = {
     "feature_network_sha1": SHA1, "sampler": "normal", "seed": 0,
     "facegen_version": "0.1.0", "comparable_to_published": False,
 }  # fmt: skip
+# Enough faces for FID to rank runs (n >= 2,048 generated and real).
+LARGE = {**PROTOCOL, "n_gen": 10_000, "n_real": 5_000}
 
 
 def copy_runs(runs32, root: Path) -> dict[str, Path]:
@@ -116,13 +119,13 @@ def test_best_values_are_marked_and_missing_ones_shown_as_a_dash(runs, tmp_path)
     write_metrics(runs["ae"], [
         {"metric": "fid", "value": 50.0}, {"metric": "psnr", "value": 20.0},
         {"metric": "precision", "value": 0.5}, {"metric": "memorization", "value": 9.0},
-    ])  # fmt: skip
+    ], protocol=LARGE)  # fmt: skip
     write_metrics(runs["vae"], [
         {"metric": "fid", "value": 40.0}, {"metric": "psnr", "value": 25.0},
         {"metric": "precision", "value": 0.5}, {"metric": "memorization", "value": 3.0},
         {"metric": "kid", "value": 0.0123, "std": 0.0011},
-    ])  # fmt: skip
-    write_metrics(runs["dcgan"], [{"metric": "fid", "value": 60.0}])
+    ], protocol=LARGE)  # fmt: skip
+    write_metrics(runs["dcgan"], [{"metric": "fid", "value": 60.0}], protocol=LARGE)
     page = Page(build_report(list(runs.values()), tmp_path / "r.html").read_text("utf-8"))
     best = {name: cls == "best" for name, (cls, _) in page.column("FID ↓").items()}
     assert best == {"ae": False, "vae": True, "dcgan": False}
@@ -134,6 +137,72 @@ def test_best_values_are_marked_and_missing_ones_shown_as_a_dash(runs, tmp_path)
     assert page.column("KID ↓")["vae"] == ("", "0.0123 ± 0.0011")
     assert all(cls != "best" for cls, _ in page.column("memorization").values())
     assert page.column("recall ↑") == {name: ("missing", "–") for name in runs}
+
+
+def generation_metrics(fid: float, kid: float, recon_fid: float | None = None) -> list[dict]:
+    lines = [{"metric": "fid", "value": fid}, {"metric": "kid", "value": kid, "std": 0.001}]
+    return lines + ([{"metric": "recon_fid", "value": recon_fid}] if recon_fid else [])
+
+
+def marked(page: Page, label: str) -> set[str]:
+    return {name for name, (cls, _) in page.column(label).items() if cls == "best"}
+
+
+def test_fid_from_too_few_faces_is_shown_and_best_is_marked_by_kid(runs, tmp_path):
+    # As facegen eval writes them at --n 128: FID records say they do not rank.
+    small = {**PROTOCOL, "n_gen": 128, "n_real": 128}
+    fid_fields = {"ranks": False, "reason": "from 128 faces, fewer than 2,048"}
+    for name, (fid, kid) in {"ae": (90.0, 0.05), "vae": (80.0, 0.07)}.items():
+        lines = generation_metrics(fid, kid, recon_fid=fid / 2)
+        lines[0].update(fid_fields)
+        write_metrics(runs[name], lines, protocol=small)
+    text = build_report([runs["ae"], runs["vae"]], tmp_path / "r.html").read_text("utf-8")
+    page = Page(text)
+    assert page.column("FID ↓") == {"ae": ("", "90.00"), "vae": ("", "80.00")}  # unmarked
+    assert marked(page, "KID ↓") == {"ae"} and marked(page, "recon. FID ↓") == set()
+    assert (
+        '<p class="note warning" id="ranking">FID from 128 faces is not comparable (below '
+        "2,048, the Inception feature dimension); best is marked by KID. recon. FID from 128 "
+        "faces is not comparable either; it is not marked best.</p>"
+    ) in text
+    assert "KID (not FID: see under the table) ranks these runs" in text
+    assert text.count("(not comparable: below 2,048 faces)") == 4  # in each run's own table
+
+
+def test_fid_from_enough_faces_marks_best_as_before(runs, tmp_path):
+    for name, (fid, kid) in {"ae": (90.0, 0.05), "vae": (80.0, 0.07)}.items():
+        write_metrics(runs[name], generation_metrics(fid, kid, recon_fid=fid / 2), LARGE)
+    text = build_report([runs["ae"], runs["vae"]], tmp_path / "r.html").read_text("utf-8")
+    page = Page(text)
+    assert marked(page, "FID ↓") == {"vae"} and marked(page, "KID ↓") == {"ae"}
+    assert marked(page, "recon. FID ↓") == {"vae"}
+    assert 'id="ranking"' not in text and "not comparable:" not in text
+    assert "these numbers rank these runs against each other" in text
+
+
+def test_fids_from_differing_numbers_of_faces_do_not_rank(runs, tmp_path):
+    write_metrics(runs["ae"], generation_metrics(90.0, 0.05), LARGE)
+    write_metrics(runs["vae"], generation_metrics(80.0, 0.07), {**LARGE, "n_gen": 2048})
+    text = build_report([runs["ae"], runs["vae"]], tmp_path / "r.html").read_text("utf-8")
+    assert marked(Page(text), "FID ↓") == set() and marked(Page(text), "KID ↓") == {"ae"}
+    assert (
+        "FID from differing numbers of faces (2,048 and 10,000 generated) is not comparable; "
+        "best is marked by KID."
+    ) in text
+
+
+def test_metrics_from_an_older_facegen_still_render_and_rank_by_kid(runs, tmp_path):
+    # What facegen 0.1.0 wrote: no ranks or reason fields; comparability comes from the n's.
+    old = {"protocol": PROTOCOL, "step": 40, "created": "2024-05-01T10:00:00+00:00"}
+    for name, (fid, kid) in {"ae": (90.0, 0.05), "vae": (80.0, 0.07)}.items():
+        lines = [{**old, **line} for line in generation_metrics(fid, kid)]
+        write_metrics(runs[name], lines + [{"metric": "psnr", "value": 20.0}], protocol={})
+    write_metrics(runs["dcgan"], ['{"metric": "fid", "value": 70.0}'])  # no protocol at all
+    text = build_report(list(runs.values()), tmp_path / "r.html").read_text("utf-8")
+    page = Page(text)
+    assert marked(page, "FID ↓") == set() and page.column("FID ↓")["dcgan"] == ("", "70.00")
+    assert marked(page, "KID ↓") == {"ae"}
+    assert "FID from 470 real faces is not comparable (below 2,048" in text
 
 
 def test_best_marks_follow_each_columns_direction():

