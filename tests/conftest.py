@@ -119,12 +119,15 @@ def celeba_root(tmp_path: Path) -> Path:
 TINY_MODELS = {
     "ae": {"latent_dim": 16, "width": 8},
     "vae": {"latent_dim": 16, "width": 8},
+    "aegan": {"latent_dim": 16, "width": 8, "d_width": 8, "d_layers": 2},
     "dcgan": {"latent_dim": 16, "g_width": 8, "d_width": 8},
     "sngan": {"latent_dim": 16, "g_width": 8, "d_width": 8},
 }
 TINY_TRAINING = {
     "ae": {"lr": 2e-3, "betas": (0.9, 0.999)},
     "vae": {"lr": 2e-3, "betas": (0.9, 0.999), "kl_warmup_steps": 5},
+    # The critic from the first step, so a resume with another length continues exactly.
+    "aegan": {"lr": 2e-3, "betas": (0.9, 0.999), "adv_start": 0.0},
     "dcgan": {"lr": 2e-4, "betas": (0.5, 0.999)},
     "sngan": {
         "lr": 2e-4,

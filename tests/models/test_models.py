@@ -119,8 +119,18 @@ def test_encoder_models_encode_and_reconstruct(name: str) -> None:
     reconstruction = model.reconstruct(x)
     assert reconstruction.shape == x.shape
     assert reconstruction.min() >= -1 and reconstruction.max() <= 1
-    with pytest.raises(FacegenError, match="not a GAN"):
-        model.make_discriminator()
+    if not model.has_critic:
+        with pytest.raises(FacegenError, match="not trained against a critic"):
+            model.make_discriminator()
+
+
+def test_adversarial_autoencoder_critic_scores_patches_and_returns_features() -> None:
+    model = build_model("aegan", tiny("aegan", d_layers=3))
+    scores, features = model.make_discriminator()(images(2), features=True)
+    assert scores.shape == (2, 1, 4, 4)  # 32 / 2**3
+    assert [f.shape[1:] for f in features] == [(8, 16, 16), (16, 8, 8), (32, 4, 4)]
+    with pytest.raises(FacegenError, match="d_layers 4 is too many for 32x32"):
+        build_model("aegan", tiny("aegan", d_layers=4))
 
 
 def test_vae_forward_draws_reproducible_noise() -> None:

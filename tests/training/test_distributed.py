@@ -48,7 +48,7 @@ def run_ddp(config: TrainConfig, out: Path, results: Path, resume: bool = False)
     return [torch.load(results / f"rank{r}.pt", weights_only=True) for r in range(2)]
 
 
-@pytest.mark.parametrize("model", ["vae", "dcgan"])
+@pytest.mark.parametrize("model", ["vae", "dcgan", "aegan"])
 def test_two_ranks_stay_identical_and_resume_exactly(faces32, tmp_path, model):
     config = tiny_config(model, faces32, steps=4, checkpoint_every=2, sample_every=2)
     rank0, rank1 = run_ddp(config, tmp_path / "a", tmp_path / "ra")

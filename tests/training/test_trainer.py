@@ -106,6 +106,54 @@ def test_gan_with_augmentation_trains_and_resumes_exactly(faces32, tmp_path):
     assert not all(torch.equal(a[key], c[key]) for key in a)  # the critic saw other images
 
 
+def test_adversarial_autoencoder_critic_starts_late_and_resumes_exactly(
+    faces32, tmp_path, monkeypatch
+):
+    config = tiny_config(
+        "aegan", faces32, steps=8, log_every=1, adv_start=0.5, augment="translation,cutout"
+    )
+    train(config, tmp_path / "a", progress=False)
+    log = read_log(tmp_path / "a")
+    # Steps 1-4 (progress 0 to 3/8) are plain AE steps, the critic joins from step 5 (4/8).
+    assert all(r["d_loss"] == 0 and r["adv_weight"] == 0 for r in log[:4])
+    assert all(r["d_loss"] > 0 and r["adv_weight"] > 0 for r in log[4:])
+
+    real_step = objectives.AdversarialAutoencoderObjective.step
+
+    def step_then_interrupt(self, images, step, noise):
+        logged = real_step(self, images, step, noise)
+        if step == 5:  # Ctrl-C inside the critic's phase of the run
+            signal.raise_signal(signal.SIGINT)
+        return logged
+
+    monkeypatch.setattr(objectives.AdversarialAutoencoderObjective, "step", step_then_interrupt)
+    assert train(config, tmp_path / "b", progress=False).interrupted
+    monkeypatch.undo()
+    train(config, tmp_path / "b", resume=True, progress=False)
+    a, b = (load_file(tmp_path / n / "model" / "model.safetensors") for n in ("a", "b"))
+    assert all(torch.equal(a[key], b[key]) for key in a)
+    state = {
+        n: torch.load(tmp_path / n / "checkpoints" / "training-state-0000008.pt") for n in "ab"
+    }
+    critic = {n: state[n]["modules"]["discriminator"] for n in "ab"}
+    assert all(torch.equal(critic["a"][key], critic["b"][key]) for key in critic["a"])
+
+
+def test_adversarial_autoencoder_critic_moves_the_decoder(faces32, tmp_path):
+    """Same seed, same data: the critic changes the decoder; with adv_weight 0 the loss is
+    the reconstruction alone."""
+    changes = {"steps": 6, "adv_start": 0.0}
+    train(tiny_config("aegan", faces32, **changes), tmp_path / "adv", progress=False)
+    train(
+        tiny_config("aegan", faces32, **changes, adv_weight=0.0), tmp_path / "off", progress=False
+    )
+    adv, off = (load_file(tmp_path / n / "model" / "model.safetensors") for n in ("adv", "off"))
+    assert not all(torch.equal(adv[key], off[key]) for key in adv)
+    assert read_log(tmp_path / "off")[-1]["loss"] == pytest.approx(
+        read_log(tmp_path / "off")[-1]["recon"]
+    )
+
+
 def test_lr_decay_ends_at_zero_and_resumes_exactly(faces32, tmp_path, monkeypatch):
     decayed = tiny_config("dcgan", faces32, steps=6, lr=1e-3, lr_d=2e-3, lr_decay=0.5)
     train(decayed, tmp_path / "a", progress=False)
@@ -146,7 +194,8 @@ def test_lr_decay_ends_at_zero_and_resumes_exactly(faces32, tmp_path, monkeypatc
 )
 def test_lr_scale_follows_the_furthest_of_steps_and_clock(step, total, seconds, budget, scale):
     config = TrainConfig(lr_decay=0.3, time_budget=budget)
-    assert trainer._lr_scale(config, step, total, seconds) == pytest.approx(scale)
+    progress = trainer._progress(config, step, total, seconds)
+    assert trainer._lr_scale(config, progress) == pytest.approx(scale)
 
 
 def test_augmentation_is_refused_for_autoencoders(faces32, tmp_path):

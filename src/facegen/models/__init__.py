@@ -86,4 +86,4 @@ def load_weights(module: torch.nn.Module, folder: Path, hint: str = "") -> None:
 
 
 # Importing the model modules registers them.
-from facegen.models import ae, dcgan, sngan, vae  # noqa: E402, F401
+from facegen.models import ae, aegan, dcgan, sngan, vae  # noqa: E402, F401

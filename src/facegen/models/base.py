@@ -70,6 +70,8 @@ class FaceModel(nn.Module, ABC):
     config_class: ClassVar[type[ModelConfig]]
     has_encoder: ClassVar[bool] = False
     is_gan: ClassVar[bool] = False
+    # Trained against a critic (GANs, and the adversarial autoencoder): make_discriminator.
+    has_critic: ClassVar[bool] = False
     # The training objective (facegen.training.objectives) that trains it.
     objective: ClassVar[str]
     # False where samples from N(0, I) mean nothing until a sampler is fitted (a plain AE).
@@ -121,8 +123,8 @@ class FaceModel(nn.Module, ABC):
         return self.decode(self.encode(x))
 
     def make_discriminator(self) -> nn.Module:
-        """A GAN's critic: images (B, 3, S, S) -> scores (B,)."""
-        raise FacegenError(f"the {self.name} model is not a GAN and has no discriminator")
+        """The critic of a model trained against one: images (B, 3, S, S) -> scores."""
+        raise FacegenError(f"the {self.name} model is not trained against a critic")
 
 
 class GANModel(FaceModel):
@@ -130,6 +132,7 @@ class GANModel(FaceModel):
     the critic comes from :meth:`make_discriminator`."""
 
     is_gan = True
+    has_critic = True
     objective = "gan"
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:

@@ -24,6 +24,9 @@ from facegen.training.checkpoint import EMA
 from facegen.training.machine import Distributed, Precision
 
 OBJECTIVES: Registry[type[Objective]] = Registry("training objective")
+# What an adversarial autoencoder logs besides the reconstruction (zeros before its critic
+# starts, so every log line has the same columns).
+ADVERSARIAL_LOGS = ("d_loss", "adv", "fm", "adv_weight", "d_real", "d_fake")
 
 
 class Objective(ABC):
@@ -42,6 +45,11 @@ class Objective(ABC):
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.scaler = precision.make_scaler()
         self.ema = EMA(model, config.ema_decay) if config.ema_decay else None
+        # How far the run has gone, 0 to 1 (steps or time budget, as lr_decay measures it):
+        # the trainer sets it before every step for objectives whose schedule needs it.
+        self.progress = 0.0
+
+    uses_progress: bool = False  # whether step() reads self.progress
 
     def adam(self, module: nn.Module, lr: float) -> torch.optim.Optimizer:
         optimizer = torch.optim.Adam(
@@ -146,9 +154,11 @@ class Objective(ABC):
 class AutoencoderObjective(Objective):
     """Reconstruction (``mse`` or ``bce``, summed per image; see facegen.losses)."""
 
+    uses_critic = False  # a critic's inputs may be augmented; a reconstruction target may not
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if self.config.augment:
+        if self.config.augment and not self.uses_critic:
             raise FacegenError(
                 f"augment={self.config.augment!r} is for GANs (it guards the critic);"
                 f" a {self.model.name} reconstructs its input and would learn the augmentations"
@@ -274,6 +284,117 @@ class GANObjective(Objective):
         return {
             "d_loss": d_loss,
             "g_loss": g_loss.detach(),
+            "d_real": real_scores.detach().float().mean(),
+            "d_fake": fake_scores.detach().float().mean(),
+        }
+
+
+@OBJECTIVES.register("aegan")
+class AdversarialAutoencoderObjective(AutoencoderObjective):
+    """Reconstruction, plus a patch critic once ``adv_start`` of the run has gone (VQGAN).
+
+    Before that, a plain autoencoder step (the critic costs nothing). After it, each step
+    has two phases:
+
+    - **critic**: hinge loss on real faces against the current reconstructions (detached),
+      each through the ``augment`` policies;
+    - **autoencoder**: ``recon + weight * (adversarial + fm_weight * feature_matching)``,
+      where the adversarial term is the hinge generator loss on the reconstructions and
+      feature matching is the L1 distance between the critic's activations of each face and
+      of its reconstruction (under the same augmentation, taken from the critic phase).
+      ``weight`` is ``adv_weight`` times the ratio of the gradient norms of the
+      reconstruction and adversarial terms at the decoder's output (clipped to [0, 1e4]),
+      so neither the loss scale nor the critic's strength needs tuning by hand.
+
+    VQGAN measures the ratio at the last layer's weights; here it is measured one step
+    further on, at that layer's output (the logits), where both gradients come from the loss
+    side alone: the model runs one forward and one backward per step, with the two losses'
+    gradients combined before entering it, and ``torch.compile`` sees one graph.
+    """
+
+    uses_critic = True
+    uses_progress = True
+    max_adaptive_weight = 1e4
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.loss = GAN_LOSSES.get("hinge")()
+        self.augment = Augmentation.parse(self.config.augment)
+        self.modules["discriminator"] = self.model.make_discriminator()
+        self.optimizers["discriminator"] = self.adam(
+            self.modules["discriminator"], self.config.lr_d or self.config.lr
+        )
+
+    @property
+    def critic_active(self) -> bool:
+        return self.progress >= self.config.adv_start
+
+    def _toggle_critic(self, trainable: bool) -> None:
+        # As in GANObjective: single process only; DDP wants a gradient for every parameter.
+        if not self.distributed.enabled:
+            self.modules["discriminator"].requires_grad_(trainable)
+
+    def step(
+        self, images: torch.Tensor, step: int, noise: torch.Generator
+    ) -> dict[str, torch.Tensor]:
+        if not self.critic_active:
+            logged = super().step(images, step, noise)
+            zero = torch.zeros(())
+            return {**logged, **dict.fromkeys(ADVERSARIAL_LOGS, zero)}
+        model, critic = self.trainable("model"), self.trainable("discriminator")
+
+        # The critic phase: real faces against the current reconstructions.
+        self._toggle_critic(True)
+        d_optimizer = self.optimizers["discriminator"]
+        d_optimizer.zero_grad(set_to_none=True)
+        with self.precision.autocast():
+            logits = model(images)  # (B, 3, S, S); its graph waits for the second phase
+        output = logits.detach().float().requires_grad_(True)  # where the gradients meet
+        paired = torch.Generator().set_state(noise.get_state())  # the real faces' augmentation
+        with self.precision.autocast():
+            real_scores, real_features = critic(self.augment(images, noise), features=True)
+            real_loss = self.loss.discriminator_real(real_scores)
+        self.backward(real_loss)
+        with self.precision.autocast():
+            fake_scores = critic(self.augment(torch.tanh(output.detach()), noise))
+            fake_loss = self.loss.discriminator_fake(fake_scores)
+        self.backward(fake_loss)
+        self.optimizer_step(d_optimizer)
+
+        # The autoencoder phase: both losses' gradients at the decoder's output, then one
+        # backward through the model.
+        self._toggle_critic(False)
+        optimizer = self.optimizers["model"]
+        optimizer.zero_grad(set_to_none=True)
+        recon = self.reconstruction(output, images)
+        with self.precision.autocast():
+            scores, features = critic(self.augment(torch.tanh(output), paired), features=True)
+            adversarial = self.loss.generator(scores)
+            matching = torch.stack(
+                [
+                    (fake.float() - real.detach().float()).abs().mean()
+                    for fake, real in zip(features, real_features, strict=True)
+                ]
+            ).mean()
+        pull = adversarial + self.config.fm_weight * matching
+        (recon_grad,) = torch.autograd.grad(recon, output)
+        (pull_grad,) = torch.autograd.grad(pull, output)
+        ratio = recon_grad.norm() / (pull_grad.norm() + 1e-4)
+        weight = self.config.adv_weight * ratio.clamp(0, self.max_adaptive_weight).detach()
+        combined = recon_grad + weight * pull_grad  # (B, 3, S, S) float32
+        # d(surrogate)/d(logits) is exactly ``combined``; a scalar keeps the scaler's path.
+        self.backward((logits.float() * combined).sum())
+        self.optimizer_step(optimizer)
+        self.finish_step()
+        total = recon.detach() + weight * pull.detach()
+        return {
+            "loss": total,
+            "recon": recon.detach(),
+            "mse": _mse(logits, images),
+            "d_loss": real_loss.detach() + fake_loss.detach(),
+            "adv": adversarial.detach(),
+            "fm": matching.detach(),
+            "adv_weight": weight,
             "d_real": real_scores.detach().float().mean(),
             "d_fake": fake_scores.detach().float().mean(),
         }

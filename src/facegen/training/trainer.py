@@ -239,11 +239,13 @@ def _train(
                 batches = None
                 continue
             objective.model.train()
-            if config.lr_decay:
+            if config.lr_decay or objective.uses_progress:
                 spent = seconds_before + time.perf_counter() - started
                 if config.time_budget is not None and distributed.enabled:  # ranks agree
                     spent = distributed.mean({"spent": spent}, device)["spent"]
-                objective.scale_learning_rates(_lr_scale(config, step, total_steps, spent))
+                objective.progress = _progress(config, step, total_steps, spent)
+                if config.lr_decay:
+                    objective.scale_learning_rates(_lr_scale(config, objective.progress))
             noise = _step_generator(config.seed, distributed, step)
             logged = objective.step(batch.images, step, noise)
             step += 1
@@ -300,13 +302,19 @@ def _train(
 # ----------------------------------------------------------------------------- helpers
 
 
-def _lr_scale(config: TrainConfig, step: int, total_steps: int | None, seconds: float) -> float:
-    """The learning-rate factor before ``step``: 1, then a straight line to 0 over the last
-    ``lr_decay`` of the run, measured in steps or in the time budget, whichever is further on."""
+def _progress(config: TrainConfig, step: int, total_steps: int | None, seconds: float) -> float:
+    """How far the run is before ``step``, 0 to 1: in steps or in the time budget,
+    whichever is further on."""
     done = step / total_steps if total_steps else 0.0
     if config.time_budget is not None:
         done = max(done, seconds / config.time_budget)
-    return min(1.0, max(0.0, (1.0 - done) / config.lr_decay))
+    return min(1.0, done)
+
+
+def _lr_scale(config: TrainConfig, progress: float) -> float:
+    """The learning-rate factor at ``progress``: 1, then a straight line to 0 over the last
+    ``lr_decay`` of the run."""
+    return min(1.0, max(0.0, (1.0 - progress) / config.lr_decay))
 
 
 def _step_generator(seed: int, distributed: Distributed, step: int) -> torch.Generator:
