@@ -307,9 +307,10 @@ def test_compile_without_a_compiler_trains_eagerly_and_says_so(
 @pytest.mark.skipif(
     compile_unavailable(torch.device("cpu")) is not None, reason="no C++ compiler for Inductor"
 )
-def test_compiled_training_matches_eager(faces32, tmp_path):
+@pytest.mark.parametrize("model", ["ae", "aegan"])
+def test_compiled_training_matches_eager(faces32, tmp_path, model):
     def losses(compile: bool) -> list[float]:
-        config = tiny_config("ae", faces32, steps=4, log_every=1, precision="fp32", compile=compile)
+        config = tiny_config(model, faces32, steps=4, log_every=1, precision="fp32", compile=compile)
         run = tmp_path / str(compile)
         train(config, run, progress=False)
         assert json.loads((run / "config.json").read_text())["compiled"] is compile
