@@ -21,14 +21,15 @@ from facegen import __version__
 from facegen.cli import main
 from facegen.errors import FacegenError
 from facegen.export import ExportResult, export
+from facegen.models import MODELS
 from facegen.run import Run, load_run
 from facegen.training.trainer import train
 from tests.conftest import tiny_config
 
 TOLERANCE = 1e-4
 BATCH_SIZES = (1, 5)  # the exporters trace at 2: both prove the batch axis is dynamic
-GENERATORS = ["ae", "vae", "dcgan", "sngan"]
-ENCODERS = ["ae", "vae"]
+GENERATORS = ["ae", "vae", "aegan", "dcgan", "sngan"]
+ENCODERS = ["ae", "vae", "aegan"]
 GANS = ["dcgan", "sngan"]
 LATENT_DIM, SIZE = 16, 32  # conftest's tiny models
 
@@ -52,11 +53,15 @@ Image.fromarray(grid).save("faces.png")  # a 4x4 grid of new faces
 
 @pytest.fixture(scope="module")
 def runs(runs32, faces32, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
-    """``runs32`` plus an SNGAN trained for 4 steps (BatchNorm statistics, EMA weights)."""
-    folder = tmp_path_factory.mktemp("export-runs") / "sngan"
-    config = tiny_config("sngan", faces32, steps=4, sample_every=4, checkpoint_every=4)
-    train(config, folder, progress=False)
-    return {**runs32, "sngan": load_run(folder)}
+    """``runs32`` plus an SNGAN (BatchNorm statistics, EMA weights) and an AEGAN (its critic
+    is left out of what is exported), each trained for 4 steps."""
+    root = tmp_path_factory.mktemp("export-runs")
+    extra = {}
+    for name in ("sngan", "aegan"):
+        config = tiny_config(name, faces32, steps=4, sample_every=4, checkpoint_every=4)
+        train(config, root / name, progress=False)
+        extra[name] = load_run(root / name)
+    return {**runs32, **extra}
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +112,7 @@ def test_onnx_file_says_what_to_feed_it(name, onnx_generators):
     assert metadata["facegen.image_size"] == str(SIZE)
     assert metadata["facegen.value_range"] == "[-1, 1]"
     assert json.loads(metadata["facegen.model_config"])["latent_dim"] == LATENT_DIM
-    if name == "ae":
+    if not MODELS.get(name).prior_is_trained:  # the AE and the AEGAN
         assert "gmm" in metadata["facegen.latents"]
         assert "sampler-gmm.safetensors" in metadata["facegen.latents"]
         assert "sampler-gmm.safetensors" in onnx_generators[name].note
