@@ -125,6 +125,15 @@ class TrainConfig:
         from facegen.augment import Augmentation  # imports torch: not at `facegen --help`
 
         Augmentation.parse(self.augment)  # an unknown name is refused here, with the choices
+        from facegen.sampling import SAMPLERS
+
+        fitted = [name for name in SAMPLERS if SAMPLERS.get(name).needs_fit]
+        for name in self.samplers:
+            if name not in fitted:
+                raise FacegenError(
+                    f"samplers: {name!r} is not a sampler fitted after training; "
+                    f"choose from: {', '.join(fitted)}"
+                )
         if self.steps is not None and self.epochs is not None:
             raise FacegenError("give --steps or --epochs, not both")
 

@@ -5,7 +5,8 @@ Layout (DESIGN.md section 5)::
     RUN/config.json                      resolved config, data summary, versions
     RUN/model/config.json                model name and fields
     RUN/model/model.safetensors          inference weights (the EMA where used)
-    RUN/model/sampler-gmm.safetensors    latent sampler fitted after training (AE / VAE)
+    RUN/model/sampler-gmm.safetensors    latent samplers fitted after training (AE / VAE):
+    RUN/model/sampler-flow.safetensors   those the config's ``samplers`` names
     RUN/checkpoints/training-state-STEP.pt
     RUN/log.jsonl   RUN/loss.png   RUN/samples/step-STEP.png (+ recon-step-STEP.png)
     RUN/explore/*.png   RUN/metrics.jsonl   RUN/eval/*.png   (exploration and evaluation)
@@ -107,7 +108,10 @@ class Run:
 
     @property
     def default_sampler(self) -> str:
-        """``normal`` where the model's prior is trained (VAE, GANs), else ``gmm`` (an AE)."""
+        """``flow`` where the run fitted one (training asked for it in ``samplers``), else
+        ``normal`` where the model's prior is trained (VAE, GANs), else ``gmm`` (an AE)."""
+        if "flow" in self.sampler_names:
+            return "flow"
         return "normal" if self.model.prior_is_trained else "gmm"
 
     def latents(

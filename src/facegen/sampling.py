@@ -3,7 +3,9 @@
 A VAE is trained towards N(0, I), so ``normal`` suits it; a plain autoencoder's latents
 follow no fixed law, so it generates through a density fitted on its training latents:
 ``gmm``, the 10-component full-covariance Gaussian mixture of Ghosh et al. 2020 ("From
-variational to deterministic autoencoders") and pythae's ``GaussianMixtureSampler``.
+variational to deterministic autoencoders") and pythae's ``GaussianMixtureSampler``
+(scikit-learn's EM), or ``flow``, a learned prior: a small rectified flow on the whitened
+latents, which any model with an encoder can use instead of its own prior.
 Samplers are chosen by name through :data:`SAMPLERS`, fitted after training and saved in the
 run folder as ``sampler-<name>.safetensors`` (tensors, with the constructor options as JSON
 in the file's metadata).
@@ -14,8 +16,10 @@ in the file's metadata).
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,6 +27,7 @@ from typing import Any, ClassVar
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
+from tqdm import tqdm
 
 from facegen import __version__
 from facegen.errors import FacegenError
@@ -33,14 +38,7 @@ FORMAT_VERSION = 1
 METADATA_KEY = "facegen_sampler"
 COVARIANCES = ("full", "diag")
 LOG_2PI = math.log(2 * math.pi)
-# Responsibility mass added to every component (as scikit-learn does), so an empty one
-# divides by a tiny number instead of zero.
-EMPTY_COUNT = 10 * torch.finfo(torch.float64).eps
 TINY = torch.finfo(torch.float64).tiny
-# EM works through the latents this many rows at a time: the temporaries stay in cache,
-# which made a pass about twice as fast as whole-array operations (10,000 x 128 latents).
-CHUNK_ROWS = 1024
-LOG_NEGLIGIBLE = -100.0  # responsibilities below e^-100 are set to zero
 
 
 class LatentSampler(ABC):
@@ -53,8 +51,14 @@ class LatentSampler(ABC):
     fit_info: dict[str, Any]  # how the fit went (iterations, convergence...), JSON values
 
     @abstractmethod
-    def fit(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> LatentSampler:
-        """Fit on ``latents`` (N, D); returns ``self``."""
+    def fit(
+        self,
+        latents: torch.Tensor,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> LatentSampler:
+        """Fit on ``latents`` (N, D); returns ``self``. ``progress`` shows a bar where the
+        fit takes a while (the flow's training)."""
 
     @abstractmethod
     def sample(
@@ -146,7 +150,12 @@ class NormalSampler(LatentSampler):
         self.latent_dim = latent_dim
         self.fit_info: dict[str, Any] = {}
 
-    def fit(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> NormalSampler:
+    def fit(
+        self,
+        latents: torch.Tensor,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> NormalSampler:
         self.latent_dim = _as_latents(latents, self.latent_dim).shape[1]
         return self
 
@@ -173,11 +182,11 @@ class NormalSampler(LatentSampler):
 
 @SAMPLERS.register("gmm")
 class GMMSampler(LatentSampler):
-    """A Gaussian mixture fitted by EM (float64, on the CPU) after k-means++ seeding.
+    """A Gaussian mixture fitted by scikit-learn's EM (``GaussianMixture``, float64, after
+    k-means initialisation), seeded from the torch generator.
 
-    A component left with less than one latent's worth of responsibility is re-seeded on the
-    worst-explained latent with the data's covariance (at most ``components`` times a fit);
-    every covariance gets ``reg_covar`` on its diagonal, so none is singular.
+    Every covariance gets ``reg_covar`` on its diagonal, so none is singular; ``tol`` bounds
+    the change of the mean log-likelihood per latent between two EM iterations.
     """
 
     name = "gmm"
@@ -218,44 +227,59 @@ class GMMSampler(LatentSampler):
     def fitted(self) -> bool:
         return self.weights is not None
 
-    def fit(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> GMMSampler:
+    def fit(
+        self,
+        latents: torch.Tensor,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> GMMSampler:
+        # Slow to import: only when fitting. threadpoolctl comes with scikit-learn.
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.mixture import GaussianMixture
+        from threadpoolctl import threadpool_limits
+
         x = _as_latents(latents, self.latent_dim)  # (N, D)
         n, k = x.shape[0], self.components
         if n < k:
             raise FacegenError(f"a GMM with {k} components needs at least {k} latents, got {n}")
-        centres, assignment, distance = _kmeans(x, k, generator)
-        moments = _Moments(centres, self.covariance)
-        for rows in _chunks(n):
-            moments.add(x[rows], torch.nn.functional.one_hot(assignment[rows], k).to(x.dtype))
-        # Per-latent fit (higher is better): where a re-seeded component starts.
-        fit_score = -distance  # (N,)
-        reseeds_left, reseeded = k, 0
-        log_likelihood, converged, iterations = -math.inf, False, 0
-        for iteration in range(1, self.max_iter + 1):
-            iterations = iteration
-            counts, means, covariances = moments.result()
-            starving = (counts < 1).nonzero().squeeze(1)[:reseeds_left]
-            if starving.numel():
-                worst = torch.argsort(fit_score, stable=True)[: starving.numel()]
-                means[starving] = x[worst]
-                covariances[starving] = _data_covariance(x, self.covariance)
-                counts[starving] = n / k
-                reseeds_left -= starving.numel()
-                reseeded += starving.numel()
-            self._set_parameters(counts / counts.sum(), means, self._regularised(covariances))
-            # E-step under the new parameters, accumulating the next M-step as it goes.
-            moments = _Moments(means, self.covariance)
-            fit_score = self._pass(x, moments)
-            previous, log_likelihood = log_likelihood, float(fit_score.mean())
-            if abs(log_likelihood - previous) < self.tol and not starving.numel():
-                converged = True
-                break
+        mixture = GaussianMixture(
+            n_components=k,
+            covariance_type=self.covariance,
+            tol=self.tol,
+            reg_covar=self.reg_covar,
+            max_iter=self.max_iter,
+            random_state=_random_state(generator),
+        )
+        # One thread for scikit-learn's BLAS and OpenMP (k-means), restored after: EM's
+        # products are small (D x D per component), and their threads on two busy cores
+        # made a fit ten times slower (37 s instead of 3.1 s for 10 iterations on
+        # 9,000 x 128 latents; k-means on 600 x 8 took 0.2 s).
+        with warnings.catch_warnings(), threadpool_limits(1):
+            # Not converging is reported in fit_info; duplicate latents (fewer distinct
+            # points than components) only leave some components nearly empty.
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            try:
+                mixture.fit(x.numpy())
+                # Under the final parameters (lower_bound_ is the one before the last M-step).
+                log_likelihood = float(mixture.score(x.numpy()))
+            except ValueError as error:
+                if "ill-defined empirical covariance" not in str(error):
+                    raise FacegenError(f"the GMM fit failed: {error}") from None
+                raise FacegenError(
+                    "the GMM fit failed: a component's covariance is singular (collapsed or "
+                    f"duplicate latents); raise reg_covar (now {self.reg_covar:g}) or use "
+                    "fewer components"
+                ) from None
+        parameters = (mixture.weights_, mixture.means_, mixture.covariances_)
+        tensors = [torch.from_numpy(p).to(torch.float64) for p in parameters]
+        if not all(torch.isfinite(t).all() for t in tensors):
+            raise FacegenError("the GMM fit diverged (non-finite parameters): check the latents")
+        self._set_parameters(*tensors)
         self.fit_info = {
             "latents": n,
-            "iterations": iterations,
-            "converged": converged,
+            "iterations": int(mixture.n_iter_),
+            "converged": bool(mixture.converged_),
             "log_likelihood": log_likelihood,
-            "reseeded": reseeded,
         }
         return self
 
@@ -279,7 +303,7 @@ class GMMSampler(LatentSampler):
         return z.float()
 
     def log_likelihood(self, latents: torch.Tensor) -> float:
-        return float(self._pass(_as_latents(latents, self._require_fitted())).mean())
+        return float(self._log_likelihoods(_as_latents(latents, self._require_fitted())).mean())
 
     def state(self) -> dict[str, torch.Tensor]:
         self._require_fitted()
@@ -337,27 +361,10 @@ class GMMSampler(LatentSampler):
             self._half_log_det = scale.log().sum(dim=1)
         self._scale = scale
 
-    def _pass(self, x: torch.Tensor, moments: _Moments | None = None) -> torch.Tensor:
-        """Each latent's log-likelihood (N,); with ``moments``, also the E-step: the
-        responsibilities are accumulated into them chunk by chunk."""
-        log_likelihood = torch.empty(x.shape[0], dtype=torch.float64)
-        for rows in _chunks(x.shape[0]):
-            weighted = self._weighted_log_prob(x[rows])  # (C, K)
-            log_likelihood[rows] = torch.logsumexp(weighted, dim=1)
-            if moments is not None:
-                log_responsibility = weighted - log_likelihood[rows, None]  # (C, K)
-                # Negligible responsibilities become exact zeros: subnormal floats would
-                # slow every product they enter tenfold or more.
-                responsibility = torch.where(
-                    log_responsibility > LOG_NEGLIGIBLE, log_responsibility.exp(), 0.0
-                )
-                moments.add(x[rows], responsibility)
-        return log_likelihood
-
-    def _weighted_log_prob(self, x: torch.Tensor) -> torch.Tensor:
-        """log(weight_k) + log N(x | mean_k, covariance_k) for every latent: (N, K)."""
+    def _log_likelihoods(self, x: torch.Tensor) -> torch.Tensor:
+        """Each latent's log-likelihood under the mixture, (N,) float64."""
         assert self.weights is not None and self.means is not None
-        out = torch.empty(x.shape[0], self.components, dtype=torch.float64)
+        out = torch.empty(x.shape[0], self.components, dtype=torch.float64)  # (N, K)
         for k in range(self.components):
             centred = x - self.means[k]  # (N, D)
             if self.covariance == "full":
@@ -366,110 +373,355 @@ class GMMSampler(LatentSampler):
                 whitened = centred * self._inverse_scale[k]
             out[:, k] = -0.5 * whitened.square().sum(dim=1)
         constant = -0.5 * x.shape[1] * LOG_2PI - self._half_log_det + self.weights.log()
-        return out + constant
+        return torch.logsumexp(out + constant, dim=1)
 
-    def _regularised(self, covariances: torch.Tensor) -> torch.Tensor:
-        """``reg_covar`` added to the diagonals; where a full covariance still fails to
-        factor (only with a tiny or zero ``reg_covar``), more jitter until it does."""
-        if not torch.isfinite(covariances).all():
-            raise FacegenError("the GMM fit diverged (non-finite covariance): check the latents")
-        if self.covariance == "diag":
-            return covariances.clamp_min(0) + max(self.reg_covar, TINY)
-        eye = torch.eye(covariances.shape[1], dtype=torch.float64)
-        covariances = (covariances + covariances.mT) / 2 + self.reg_covar * eye
-        jitter = max(self.reg_covar, 1e-10)
-        for _ in range(12):
-            failed = torch.linalg.cholesky_ex(covariances).info > 0
-            if not failed.any():
-                return covariances
-            covariances[failed] += jitter * eye
-            jitter *= 10
-        raise FacegenError(
-            "GMM covariances stay singular even with added jitter: the latents are badly scaled"
+
+def _random_state(generator: torch.Generator | None) -> int:
+    """A seed for libraries that take an integer (scikit-learn), drawn from ``generator``:
+    the same generator state gives the same seed, and the generator moves on."""
+    return int(torch.randint(2**31 - 1, (1,), generator=generator))
+
+
+# The flow's velocity field sees the time as sines and cosines of 8 angular frequencies,
+# pi to 32 pi (2^5 pi) apart by octaves. Up to 128 pi fitted no better but made v(x, t)
+# wiggle in t faster than 32 ODE steps resolve (samples 0.6% from the converged ODE's,
+# against 0.08% here, on 9,000 x 128 face latents).
+FLOW_FREQUENCIES = 8
+FLOW_TOP_OCTAVE = 5
+# The flow integrates this many latents at a time when sampling (memory stays small).
+SAMPLE_ROWS = 4096
+# The exact trace of the flow's Jacobian holds (rows, D, width) tangents: this many floats
+# (64 MiB) a chunk of latents.
+TRACE_FLOATS = 2**24
+# Whitening raises eigenvalues of the latents' covariance below this fraction of the
+# average variance (and below 1e-12) to it: a constant direction (a dead latent unit) would
+# otherwise divide by zero.
+VARIANCE_FLOOR = 1e-8
+WARMUP = 0.02  # the flow's learning rate rises linearly over this first fraction of its fit
+
+
+class _Velocity(torch.nn.Module):
+    """v(x, t): an MLP of ``depth`` hidden SiLU layers of ``width`` units on the whitened
+    latent and sinusoidal features of the time."""
+
+    def __init__(self, dim: int, width: int, depth: int) -> None:
+        super().__init__()
+        sizes = [dim + 2 * FLOW_FREQUENCIES, *[width] * depth, dim]
+        # Left uninitialised (torch's init would draw from the global RNG): see reset().
+        self.layers = torch.nn.ModuleList(
+            torch.nn.utils.skip_init(torch.nn.Linear, fan_in, fan_out)
+            for fan_in, fan_out in itertools.pairwise(sizes)
         )
+        self.dim = dim
+        # From pi (half a turn over t in [0, 1]): slow trends, and faster changes near
+        # t = 1, where the flow sharpens onto the data.
+        frequencies = math.pi * torch.logspace(0, FLOW_TOP_OCTAVE, FLOW_FREQUENCIES, base=2)
+        self.register_buffer("frequencies", frequencies, persistent=False)
+
+    def reset(self, generator: torch.Generator | None) -> None:
+        """Initialise from ``generator`` alone: torch's U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
+        and a zero last layer, so the flow starts as the identity map (the latents'
+        Gaussian) and the first steps learn the average velocity."""
+        with torch.no_grad():
+            for layer in self.layers[:-1]:
+                bound = 1 / math.sqrt(layer.in_features)
+                for tensor in (layer.weight, layer.bias):
+                    tensor.copy_((2 * torch.rand(tensor.shape, generator=generator) - 1) * bound)
+            self.layers[-1].weight.zero_()
+            self.layers[-1].bias.zero_()
+
+    def _first(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+        """The first layer's pre-activations (B, width) for latents ``x`` (B, D) at times
+        ``t``, a (B, 1) tensor or one float for all."""
+        if not isinstance(t, torch.Tensor):
+            t = torch.full((x.shape[0], 1), t)
+        angles = t * self.frequencies  # (B, F)
+        return self.layers[0](torch.cat([x, angles.sin(), angles.cos()], dim=1))
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
+        h = torch.nn.functional.silu(self._first(x, t))
+        for layer in self.layers[1:-1]:
+            h = torch.nn.functional.silu(layer(h))
+        return self.layers[-1](h)  # (B, D)
+
+    def with_trace(
+        self, x: torch.Tensor, t: torch.Tensor | float
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """v(x, t) (B, D) and the exact trace of its Jacobian in x (B,): forward-mode
+        differentiation written out for the MLP, carrying the derivatives of every hidden
+        unit in each of the D inputs, (B, D, width). That costs about D forward passes."""
+        pre = self._first(x, t)  # (B, W)
+        tangent = self.layers[0].weight[:, : self.dim].T.expand(x.shape[0], -1, -1)  # (B, D, W)
+        h, tangent = _silu_with_tangent(pre, tangent)
+        for layer in self.layers[1:-1]:
+            h, tangent = _silu_with_tangent(layer(h), tangent @ layer.weight.T)
+        last = self.layers[-1]
+        # trace = sum_i dv_i/dx_i = sum_i tangent[:, i, :] . last.weight[i, :]
+        return last(h), torch.einsum("bdw,dw->b", tangent, last.weight)
 
 
-def _kmeans(
-    x: torch.Tensor, k: int, generator: torch.Generator | None, iterations: int = 10
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """k-means++ seeding then a few Lloyd steps; returns the centres (K, D), each latent's
-    cluster (N,) and its squared distance to that cluster's centre (N,)."""
-    n = x.shape[0]
-    first = int(torch.randint(n, (1,), generator=generator))
-    centres = [x[first]]
-    closest = (x - x[first]).square().sum(dim=1)  # (N,)
-    for _ in range(1, k):
-        total = closest.sum()
-        if total > 0:
-            pick = int(torch.multinomial(closest / total, 1, generator=generator))
-        else:  # every latent sits on a centre already (duplicates): any will do
-            pick = int(torch.randint(n, (1,), generator=generator))
-        centres.append(x[pick])
-        closest = torch.minimum(closest, (x - x[pick]).square().sum(dim=1))
-    centre = torch.stack(centres)  # (K, D)
-    assignment = None
-    for _ in range(iterations):
-        distance = torch.cdist(x, centre).square()  # (N, K)
-        new_assignment = distance.argmin(dim=1)
-        if assignment is not None and torch.equal(new_assignment, assignment):
-            break
-        assignment = new_assignment
-        counts = torch.bincount(assignment, minlength=k).to(x.dtype)
-        sums = torch.zeros_like(centre).index_add_(0, assignment, x)
-        occupied = counts > 0  # an empty cluster keeps its centre
-        centre[occupied] = sums[occupied] / counts[occupied, None]
-    distance = torch.cdist(x, centre).square()
-    squared, assignment = distance.min(dim=1)
-    return centre, assignment, squared
+def _silu_with_tangent(
+    pre: torch.Tensor, tangent: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SiLU of ``pre`` (B, W) and the tangents (B, D, W) carried through it."""
+    gate = torch.sigmoid(pre)
+    slope = gate * (1 + pre * (1 - gate))  # d silu(u) / du
+    return pre * gate, tangent * slope[:, None, :]
 
 
-def _chunks(n: int) -> list[slice]:
-    return [slice(start, min(start + CHUNK_ROWS, n)) for start in range(0, n, CHUNK_ROWS)]
+def _whitening(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The mean (D,) of latents ``x`` (N, D) float64, and the symmetric (ZCA) whitening
+    matrix W = C^-1/2 and its inverse C^1/2 (D, D), from the eigendecomposition of their
+    covariance C (with :data:`VARIANCE_FLOOR`)."""
+    mean = x.mean(dim=0)
+    centred = x - mean
+    covariance = centred.T @ centred / max(x.shape[0] - 1, 1)
+    eigenvalues, eigenvectors = torch.linalg.eigh(covariance)
+    floor = max(VARIANCE_FLOOR * float(eigenvalues.clamp_min(0).mean()), 1e-12)
+    scales = eigenvalues.clamp_min(floor).sqrt()  # (D,) standard deviations
+    whiten = (eigenvectors / scales) @ eigenvectors.T  # U diag(1/s) U^T
+    unwhiten = (eigenvectors * scales) @ eigenvectors.T
+    return mean, whiten, unwhiten
 
 
-class _Moments:
-    """The sums of one M-step, accumulated chunk by chunk: responsibility-weighted counts,
-    offsets and scatter of the latents about the current means. Centring on the current
-    means (close to the new ones) keeps the covariances free of cancellation."""
+@SAMPLERS.register("flow")
+class FlowSampler(LatentSampler):
+    """A learned prior: a rectified flow (flow matching; Lipman et al. 2023, Liu et al.
+    2023) from N(0, I) to the whitened training latents.
 
-    def __init__(self, means: torch.Tensor, covariance: str) -> None:
-        k, d = means.shape
-        self.means = means  # (K, D)
-        self.full = covariance == "full"
-        self.counts = torch.zeros(k, dtype=torch.float64)
-        self.offsets = torch.zeros(k, d, dtype=torch.float64)
-        self.scatter = torch.zeros((k, d, d) if self.full else (k, d), dtype=torch.float64)
+    Fitting whitens the latents with their mean and full covariance (float64, kept as
+    float32), then trains a velocity MLP v(x, t) to regress x1 - x0 at x_t = (1 - t) x0 +
+    t x1, for noise x0 ~ N(0, I), whitened latents x1 and t ~ U(0, 1): Adam, ``iterations``
+    batches of ``batch``, the learning rate warming up over the first 2% and then falling
+    to zero along a cosine. Everything random comes from the generator, so one seed gives
+    bit-identical weights on one machine. Sampling integrates dx/dt = v(x, t) from noise
+    at t = 0 to t = 1 with ``steps`` midpoint steps (two evaluations each) and un-whitens.
+    Whitening means the network only has to learn what a Gaussian does not already give.
 
-    def add(self, x: torch.Tensor, responsibility: torch.Tensor) -> None:
-        """Add latents ``x`` (C, D) with their ``responsibility`` (C, K)."""
-        self.counts += responsibility.sum(dim=0)
-        for k in range(self.means.shape[0]):
-            centred = x - self.means[k]  # (C, D)
-            weighted = centred * responsibility[:, k, None]
-            self.offsets[k] += weighted.sum(dim=0)
-            if self.full:
-                self.scatter[k].addmm_(weighted.T, centred)
-            else:
-                self.scatter[k] += (weighted * centred).sum(dim=0)
+    The defaults fit in about 33 s on one CPU core whatever the number of latents (3,000
+    batches; 10,000 x 128 latents measured) and draw 10,000 latents in about 9 s. The fit
+    uses torch's thread setting as it finds it: two threads on two cores that another
+    process kept busy took 196 s (OpenMP threads waiting on each other), with the same
+    weights to the bit. On 9,000 x 128 latents of faces (their first 128 principal
+    components) the held-out log-likelihood was 3 nats per latent above the 10-component
+    GMM's (-273.3 for seeds 0 and 1, against -276.3).
+    """
 
-    def result(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Counts (K,), means (K, D) and unregularised covariances; an empty component
-        keeps its mean and gets a zero covariance rather than 0 / 0."""
-        counts = self.counts + EMPTY_COUNT
-        means = self.means + self.offsets / counts[:, None]
-        if self.full:
-            outer = self.offsets[:, :, None] * self.offsets[:, None, :]  # (K, D, D)
-            covariances = (self.scatter - outer / counts[:, None, None]) / counts[:, None, None]
-        else:
-            covariances = (self.scatter - self.offsets.square() / counts[:, None]) / counts[:, None]
-        return self.counts.clone(), means, covariances
+    name = "flow"
+    needs_fit = True
 
+    def __init__(
+        self,
+        width: int = 512,
+        depth: int = 2,
+        iterations: int = 3000,
+        steps: int = 32,
+        lr: float = 3e-3,
+        batch: int = 256,
+        latent_dim: int | None = None,
+    ) -> None:
+        def whole(value: Any) -> bool:
+            return isinstance(value, int) and not isinstance(value, bool)
 
-def _data_covariance(x: torch.Tensor, covariance: str) -> torch.Tensor:
-    centred = x - x.mean(dim=0)
-    if covariance == "full":
-        return centred.T @ centred / x.shape[0]
-    return centred.square().mean(dim=0)
+        checks = [
+            (whole(width) and width >= 1, f"width must be a whole number >= 1, not {width!r}"),
+            (whole(depth) and depth >= 1, f"depth must be a whole number >= 1, not {depth!r}"),
+            (
+                whole(iterations) and iterations >= 1,
+                f"iterations must be a whole number >= 1, not {iterations!r}",
+            ),
+            (whole(steps) and steps >= 1, f"steps must be a whole number >= 1, not {steps!r}"),
+            (whole(batch) and batch >= 1, f"batch must be a whole number >= 1, not {batch!r}"),
+            (
+                isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0,
+                f"lr must be a positive number, not {lr!r}",
+            ),
+            (
+                latent_dim is None or (whole(latent_dim) and latent_dim >= 1),
+                f"latent_dim must be >= 1, not {latent_dim!r}",
+            ),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise FacegenError(f"flow sampler: {message}")
+        self.width, self.depth, self.iterations = width, depth, iterations
+        self.steps, self.lr, self.batch = steps, float(lr), batch
+        self.latent_dim = latent_dim
+        self.velocity: _Velocity | None = None
+        self.mean: torch.Tensor | None = None  # (D,) float32
+        self.whiten: torch.Tensor | None = None  # (D, D) float32, symmetric
+        self.unwhiten: torch.Tensor | None = None  # (D, D) float32, its inverse
+        self.fit_info: dict[str, Any] = {}
+
+    @property
+    def fitted(self) -> bool:
+        return self.velocity is not None
+
+    def fit(
+        self,
+        latents: torch.Tensor,
+        generator: torch.Generator | None = None,
+        progress: bool = False,
+    ) -> FlowSampler:
+        x = _as_latents(latents, self.latent_dim)  # (N, D) float64
+        n, d = x.shape
+        if n < 2:
+            raise FacegenError(f"the flow sampler needs at least 2 latents, got {n}")
+        mean, whiten, unwhiten = (t.float() for t in _whitening(x))
+        data = ((x.float() - mean) @ whiten).contiguous()  # (N, D) whitened (W symmetric)
+        velocity = _Velocity(d, self.width, self.depth)
+        velocity.reset(generator)
+        optimizer = torch.optim.Adam(velocity.parameters(), lr=self.lr)
+        batch, warmup = min(self.batch, n), max(1, round(WARMUP * self.iterations))
+        order, used = torch.randperm(n, generator=generator), 0
+        tail, tail_loss = max(1, self.iterations // 10), 0.0
+        steps = tqdm(range(self.iterations), desc="flow sampler", unit="step", disable=not progress)
+        with torch.enable_grad():
+            for iteration in steps:
+                if used + batch > n:  # a new epoch: every latent once before any twice
+                    order, used = torch.randperm(n, generator=generator), 0
+                x1 = data[order[used : used + batch]]  # (B, D)
+                used += batch
+                x0 = torch.randn(batch, d, generator=generator)
+                t = torch.rand(batch, 1, generator=generator)
+                xt = (1 - t) * x0 + t * x1
+                loss = (velocity(xt, t) - (x1 - x0)).square().mean()
+                cosine = 0.5 * (1 + math.cos(math.pi * iteration / self.iterations))
+                for group in optimizer.param_groups:
+                    group["lr"] = self.lr * min(1.0, (iteration + 1) / warmup) * cosine
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if iteration >= self.iterations - tail:
+                    tail_loss += float(loss.detach()) / tail
+        velocity.requires_grad_(False).eval()
+        self._set_parameters(velocity, mean, whiten, unwhiten)
+        # The velocity-matching loss, not a likelihood: even a perfect fit to Gaussian
+        # latents leaves 2 - pi/2 = 1.57 (what x_t cannot tell of x1 - x0); more structured
+        # latents leave less (1.46 on 10,000 x 128 mixture latents, 1.39 on two 2-D modes).
+        self.fit_info = {"latents": n, "iterations": self.iterations, "loss": tail_loss}
+        return self
+
+    def sample(
+        self, n: int, generator: torch.Generator | None = None, truncation: float | None = None
+    ) -> torch.Tensor:
+        _check_count(n)
+        d = self._require_fitted()
+        assert self.mean is not None and self.unwhiten is not None
+        noise = standard_normal(n, d, generator, truncation).float()  # (n, D) x0
+        with torch.no_grad():
+            y = torch.cat([self._integrate(chunk) for chunk in noise.split(SAMPLE_ROWS)])
+            return self.mean + y @ self.unwhiten  # (n, D); unwhiten is symmetric
+
+    def log_likelihood(self, latents: torch.Tensor) -> float:
+        """Mean log density under the continuous flow, by the instantaneous change of
+        variables: log p(x) = log N(x0; 0, I) - integral over t of the trace of dv/dx, with
+        x0 the ODE run back from the whitened x (``steps`` midpoint steps), plus the log
+        determinant of the whitening. The trace is exact, not estimated, which costs about
+        ``latent_dim`` forward passes a step: some 0.04 s a 128-d latent on one CPU core,
+        so a few hundred or thousand held-out latents are the practical number."""
+        return float(self._log_densities(latents).mean())
+
+    def _log_densities(self, latents: torch.Tensor) -> torch.Tensor:
+        """Each latent's log density (N,) float64, as :meth:`log_likelihood` describes."""
+        d = self._require_fitted()
+        assert self.mean is not None and self.whiten is not None
+        x = _as_latents(latents, d)
+        y = ((x - self.mean.double()) @ self.whiten.double()).float()  # (N, D) whitened
+        rows = max(1, TRACE_FLOATS // (d * self.width))
+        with torch.no_grad():
+            log_p = torch.cat([self._log_density(chunk) for chunk in y.split(rows)])
+        return log_p + self._log_det_whiten
+
+    def state(self) -> dict[str, torch.Tensor]:
+        self._require_fitted()
+        assert self.velocity is not None and self.mean is not None
+        assert self.whiten is not None and self.unwhiten is not None
+        weights = {f"velocity.{key}": value for key, value in self.velocity.state_dict().items()}
+        return {"mean": self.mean, "whiten": self.whiten, "unwhiten": self.unwhiten, **weights}
+
+    def options(self) -> dict[str, Any]:
+        return {
+            "width": self.width,
+            "depth": self.depth,
+            "iterations": self.iterations,
+            "steps": self.steps,
+            "lr": self.lr,
+            "batch": self.batch,
+            "latent_dim": self.latent_dim,
+        }
+
+    @classmethod
+    def from_state(cls, options: dict[str, Any], state: dict[str, torch.Tensor]) -> FlowSampler:
+        sampler = cls(**options)
+        d = sampler.latent_dim
+        if d is None:
+            raise FacegenError("flow sampler options lack latent_dim")
+        mean, whiten, unwhiten = (state[key] for key in ("mean", "whiten", "unwhiten"))
+        if (mean.shape, whiten.shape, unwhiten.shape) != ((d,), (d, d), (d, d)):
+            raise FacegenError(
+                f"flow whitening shapes {tuple(mean.shape)}, {tuple(whiten.shape)}, "
+                f"{tuple(unwhiten.shape)} do not match dimension {d}"
+            )
+        velocity = _Velocity(d, sampler.width, sampler.depth)
+        weights = {
+            key.removeprefix("velocity."): value
+            for key, value in state.items()
+            if key.startswith("velocity.")
+        }
+        expected = velocity.state_dict()
+        if {k: tuple(v.shape) for k, v in weights.items()} != {
+            k: tuple(v.shape) for k, v in expected.items()
+        }:
+            raise FacegenError(
+                f"the flow's weights do not match a velocity MLP of width {sampler.width}, "
+                f"depth {sampler.depth} and dimension {d}"
+            )
+        velocity.load_state_dict(weights)
+        velocity.requires_grad_(False).eval()
+        tensors = [mean, whiten, unwhiten, *weights.values()]
+        if not all(torch.isfinite(t).all() for t in tensors):
+            raise FacegenError("flow state holds NaN or inf")
+        sampler._set_parameters(velocity, mean.float(), whiten.float(), unwhiten.float())
+        return sampler
+
+    def _set_parameters(
+        self,
+        velocity: _Velocity,
+        mean: torch.Tensor,
+        whiten: torch.Tensor,
+        unwhiten: torch.Tensor,
+    ) -> None:
+        self.velocity, self.mean, self.whiten, self.unwhiten = velocity, mean, whiten, unwhiten
+        self.latent_dim = mean.shape[0]
+        # log |det W| of the stored float32 whitening, so a loaded sampler gives the
+        # same densities as the fitted one.
+        self._log_det_whiten = float(torch.linalg.slogdet(whiten.double()).logabsdet)
+
+    def _integrate(self, x: torch.Tensor) -> torch.Tensor:
+        """Noise (B, D) at t = 0 carried to t = 1 along v: midpoint steps."""
+        assert self.velocity is not None
+        h = 1 / self.steps
+        for k in range(self.steps):
+            t = k * h
+            half = x + h / 2 * self.velocity(x, t)
+            x = x + h * self.velocity(half, t + h / 2)
+        return x
+
+    def _log_density(self, y: torch.Tensor) -> torch.Tensor:
+        """log p(y) (B,) of whitened latents ``y`` (B, D) under the flow: the ODE run back
+        from t = 1 to 0 with midpoint steps, the trace of dv/dx integrated at the midpoints."""
+        assert self.velocity is not None
+        h = 1 / self.steps
+        x, divergence = y, torch.zeros(y.shape[0])
+        for k in reversed(range(self.steps)):
+            t = (k + 1) * h
+            half = x - h / 2 * self.velocity(x, t)
+            v, trace = self.velocity.with_trace(half, t - h / 2)
+            x = x - h * v
+            divergence += h * trace
+        log_noise = -0.5 * (x.shape[1] * LOG_2PI + x.double().square().sum(dim=1))
+        return log_noise - divergence.double()
 
 
 def sampler_path(folder: str | Path, name: str) -> Path:

@@ -80,7 +80,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help=f"comma-separated (default {DEFAULT_METRICS}; recon only for AE and VAE)",
     )
     evaluate.add_argument("--split", choices=("train", "valid", "test"), default="test")
-    evaluate.add_argument("--sampler", metavar="NAME", help="normal or gmm (default: the run's)")
+    evaluate.add_argument(
+        "--sampler", metavar="NAME", help="normal, gmm or flow (default: the run's)"
+    )
     evaluate.add_argument("--truncation", type=positive_float, metavar="T")
     evaluate.add_argument("--seed", type=non_negative_int, default=0, help="which samples")
     evaluate.add_argument(

@@ -265,7 +265,8 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     sample.add_argument(
         "--sampler",
         metavar="NAME",
-        help="where latents come from: normal or gmm (default: gmm for an AE, else normal)",
+        help="where latents come from: normal, gmm or flow (default: flow where the run "
+        "fitted one, else gmm for an AE, else normal)",
     )
     sample.add_argument(
         "--truncation",
@@ -302,7 +303,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     interpolate.add_argument(
         "--method", default="slerp", metavar="NAME", help="slerp (default) or lerp"
     )
-    interpolate.add_argument("--sampler", metavar="NAME", help="for random ends: normal or gmm")
+    interpolate.add_argument(
+        "--sampler", metavar="NAME", help="for random ends: normal, gmm or flow"
+    )
     interpolate.add_argument("--from", dest="source", metavar="IMG", help="first photo")
     interpolate.add_argument("--to", dest="target", metavar="IMG", help="second photo")
     interpolate.add_argument(

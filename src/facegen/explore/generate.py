@@ -35,7 +35,8 @@ def sample_faces(
     progress: bool = True,
 ) -> torch.Tensor:
     """``n`` new faces (n, 3, S, S) in [-1, 1] from ``sampler`` (default: the run's own,
-    ``gmm`` for an AE, ``normal`` otherwise); the same seed gives the same faces."""
+    ``flow`` where fitted, else ``gmm`` for an AE, ``normal`` otherwise); the same seed
+    gives the same faces."""
     if n < 1:
         raise FacegenError(f"the number of faces must be at least 1, not {n}")
     return run.sample(

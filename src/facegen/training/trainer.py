@@ -550,9 +550,11 @@ class _Session:
             plot_losses(self.history, self.out / LOSS_PLOT, title)
 
     def fit_sampler(self, progress: bool) -> None:
-        """Fit the GMM on training latents (models with an encoder) and save it in model/."""
+        """Fit each of ``config.samplers`` on the training latents (models with an encoder;
+        the latents encoded once) and save them in model/. The last sample grid uses the
+        preferred one: the flow where fitted, else the GMM."""
         model = self.objective.inference_model()
-        if not (model.has_encoder and self.distributed.is_main):
+        if not (model.has_encoder and self.distributed.is_main and self.config.samplers):
             return
         rows = _reference_rows(self.data, self.config.sampler_images, split="train")
         was_training = model.training
@@ -564,11 +566,17 @@ class _Session:
                 latents.append(model.encode(images).float().cpu())
         model.train(was_training)
         latents = torch.cat(latents)  # (N, latent_dim)
-        components = min(self.config.sampler_components, len(latents))
-        sampler = SAMPLERS.get("gmm")(components=components)
-        sampler.fit(latents, torch.Generator().manual_seed(self.config.seed))
-        save_sampler(sampler, self.out / MODEL_FOLDER)
-        self._fitted_sampler = sampler
+        # The config's say in a sampler's options; the rest keep their defaults.
+        options = {"gmm": {"components": min(self.config.sampler_components, len(latents))}}
+        fitted: dict[str, LatentSampler] = {}
+        for name in self.config.samplers:
+            sampler = SAMPLERS.get(name)(**options.get(name, {}))
+            # Each from the run's seed: adding a sampler to the list changes no other one.
+            generator = torch.Generator().manual_seed(self.config.seed)
+            fitted[name] = sampler.fit(latents, generator, progress=progress)
+            save_sampler(sampler, self.out / MODEL_FOLDER)
+        preferred = [name for name in ("flow", "gmm") if name in fitted] or list(fitted)
+        self._fitted_sampler = fitted[preferred[0]]
 
     def save(self, step: int, seconds: float) -> None:
         if self.distributed.is_main:
