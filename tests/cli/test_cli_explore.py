@@ -97,8 +97,8 @@ def test_traverse_of_a_vae_writes_the_kl_plot_beside_it(runs32, tmp_path, capsys
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["reconstruct", "{dcgan}"], "Models that can: ae, vae"),
-        (["latent-map", "{dcgan}", "--data", "{data}"], "Models that can: ae, vae"),
+        (["reconstruct", "{dcgan}"], "Models that can: ae, aegan, vae"),
+        (["latent-map", "{dcgan}", "--data", "{data}"], "Models that can: ae, aegan, vae"),
         (["edit", "{vae}", "--data", "{data}", "--attribute", "Smile"], "available: 5_o"),
         (["latent-map", "{vae}", "--data", "{data}", "--color-by", "Smile"], "available: 5_o"),
         (["edit", "{dcgan}", "--data", "{data}", "--attribute", "Smiling"], "classifier train"),

@@ -71,7 +71,7 @@ def test_reconstructions_pair_test_faces_with_their_decodes(runs32, faces32):
 
 
 def test_reconstruct_refuses_a_gan_and_a_data_set_of_another_size(runs32, tmp_path):
-    with pytest.raises(FacegenError, match="Models that can: ae, vae"):
+    with pytest.raises(FacegenError, match="Models that can: ae, aegan, vae"):
         reconstruct_faces(runs32["dcgan"], write_packed(tmp_path / "d32", size=32))
     with pytest.raises(FacegenError, match="--size 32"):
         reconstruct_faces(runs32["vae"], write_packed(tmp_path / "d64", size=64))

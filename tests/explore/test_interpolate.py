@@ -93,7 +93,7 @@ def test_walk_between_two_photos_encodes_their_crops(runs32, faces32, tmp_path):
 def test_photos_need_an_encoder_and_a_readable_file(runs32, tmp_path):
     junk = tmp_path / "notes.jpg"
     junk.write_text("not an image")
-    with pytest.raises(FacegenError, match="Models that can: ae, vae"):
+    with pytest.raises(FacegenError, match="Models that can: ae, aegan, vae"):
         interpolate(runs32["dcgan"], photos=(junk, junk))
     with pytest.raises(FacegenError, match="could not be read as an image"):
         interpolate(runs32["vae"], photos=(junk, junk))
