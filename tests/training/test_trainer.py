@@ -26,6 +26,20 @@ def read_log(run):
     return [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
 
 
+def ctrl_c_during_step(monkeypatch, objective: type, at: int) -> None:
+    """Make ``objective``'s step of index ``at`` raise SIGINT after it runs, as a Ctrl-C
+    arriving during that step would (``monkeypatch.undo()`` ends it)."""
+    real_step = objective.step
+
+    def step_then_interrupt(self, images, step, noise):
+        logged = real_step(self, images, step, noise)
+        if step == at:
+            signal.raise_signal(signal.SIGINT)
+        return logged
+
+    monkeypatch.setattr(objective, "step", step_then_interrupt)
+
+
 @pytest.mark.parametrize("model", MODELS.names())
 def test_run_folder_has_everything_design_promises(faces32, tmp_path, model):
     run = tmp_path / "run"
@@ -118,15 +132,8 @@ def test_adversarial_autoencoder_critic_starts_late_and_resumes_exactly(
     assert all(r["d_loss"] == 0 and r["adv_weight"] == 0 for r in log[:4])
     assert all(r["d_loss"] > 0 and r["adv_weight"] > 0 for r in log[4:])
 
-    real_step = objectives.AdversarialAutoencoderObjective.step
-
-    def step_then_interrupt(self, images, step, noise):
-        logged = real_step(self, images, step, noise)
-        if step == 5:  # Ctrl-C inside the critic's phase of the run
-            signal.raise_signal(signal.SIGINT)
-        return logged
-
-    monkeypatch.setattr(objectives.AdversarialAutoencoderObjective, "step", step_then_interrupt)
+    # Ctrl-C inside the critic's part of the run.
+    ctrl_c_during_step(monkeypatch, objectives.AdversarialAutoencoderObjective, at=5)
     assert train(config, tmp_path / "b", progress=False).interrupted
     monkeypatch.undo()
     train(config, tmp_path / "b", resume=True, progress=False)
@@ -157,15 +164,8 @@ def test_adversarial_autoencoder_critic_moves_the_decoder(faces32, tmp_path):
 def test_lr_decay_ends_at_zero_and_resumes_exactly(faces32, tmp_path, monkeypatch):
     decayed = tiny_config("dcgan", faces32, steps=6, lr=1e-3, lr_d=2e-3, lr_decay=0.5)
     train(decayed, tmp_path / "a", progress=False)
-    real_step = objectives.GANObjective.step
-
-    def step_then_interrupt(self, images, step, noise):
-        logged = real_step(self, images, step, noise)
-        if step == 2:  # Ctrl-C in the 3rd step: the schedule must go on from step 3 of 6
-            signal.raise_signal(signal.SIGINT)
-        return logged
-
-    monkeypatch.setattr(objectives.GANObjective, "step", step_then_interrupt)
+    # Ctrl-C in the 3rd step: the schedule must go on from step 3 of 6.
+    ctrl_c_during_step(monkeypatch, objectives.GANObjective, at=2)
     assert train(decayed, tmp_path / "b", progress=False).interrupted
     monkeypatch.undo()
     train(decayed, tmp_path / "b", resume=True, progress=False)
@@ -216,15 +216,7 @@ def test_load_run_samples_reproducibly(faces32, tmp_path):
 
 
 def test_ctrl_c_saves_and_resume_finishes(faces32, tmp_path, monkeypatch):
-    real_step = objectives.AutoencoderObjective.step
-
-    def step_then_interrupt(self, images, step, noise):
-        logged = real_step(self, images, step, noise)
-        if step == 3:  # the 4th step: Ctrl-C arrives while it runs
-            signal.raise_signal(signal.SIGINT)
-        return logged
-
-    monkeypatch.setattr(objectives.AutoencoderObjective, "step", step_then_interrupt)
+    ctrl_c_during_step(monkeypatch, objectives.AutoencoderObjective, at=3)  # the 4th step
     result = train(
         tiny_config("ae", faces32, steps=10, checkpoint_every=100), tmp_path / "r", progress=False
     )
@@ -310,7 +302,9 @@ def test_compile_without_a_compiler_trains_eagerly_and_says_so(
 @pytest.mark.parametrize("model", ["ae", "aegan"])
 def test_compiled_training_matches_eager(faces32, tmp_path, model):
     def losses(compile: bool) -> list[float]:
-        config = tiny_config(model, faces32, steps=4, log_every=1, precision="fp32", compile=compile)
+        config = tiny_config(
+            model, faces32, steps=4, log_every=1, precision="fp32", compile=compile
+        )
         run = tmp_path / str(compile)
         train(config, run, progress=False)
         assert json.loads((run / "config.json").read_text())["compiled"] is compile
