@@ -277,13 +277,13 @@ class ExportResult:
 
 def latent_source(run: Run) -> str:
     """Where the generator's latents should come from, in words."""
-    if run.model.prior_is_trained:
-        return "N(0, I)"
     name = run.default_sampler
+    if name == "normal":
+        return "N(0, I)"
+    prior = "N(0, I) also works" if run.model.prior_is_trained else "N(0, I) decodes to poor faces"
     return (
         f"the {name} sampler fitted on the {run.name}'s training latents "
-        f"({MODEL_FOLDER}/{sampler_path('', name).name} in the run folder); "
-        "N(0, I) latents decode to poor faces"
+        f"({MODEL_FOLDER}/{sampler_path('', name).name} in the run folder); {prior}"
     )
 
 

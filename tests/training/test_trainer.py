@@ -251,7 +251,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(
 
 
 def test_bad_input_gets_clear_errors(faces32, tmp_path):
-    with pytest.raises(FacegenError, match="unknown model 'unet'; choose one of: ae, dcgan"):
+    with pytest.raises(FacegenError, match="unknown model 'unet'; choose one of: ae, aegan, dcgan"):
         train(tiny_config("ae", faces32, model="unet"), tmp_path / "a", progress=False)
     with pytest.raises(DataError, match="not a packed data set"):
         train(tiny_config("ae", tmp_path), tmp_path / "b", progress=False)

@@ -124,7 +124,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("--out", required=True, metavar="RUN", help="run folder")
     train.add_argument("--data", metavar="DATA", help="packed data set (facegen data prepare)")
-    train.add_argument("--model", help="ae, vae, dcgan or sngan (default: the preset's, or vae)")
+    train.add_argument(
+        "--model", help="ae, vae, aegan, dcgan or sngan (default: the preset's, or vae)"
+    )
     train.add_argument(
         "--config",
         metavar="PRESET",

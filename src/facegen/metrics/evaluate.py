@@ -69,7 +69,7 @@ class EvalConfig:
     n: int = 10_000  # generated faces; real faces: min(n, split size)
     metrics: tuple[str, ...] = ("fid", "kid", "pr", "recon", "memorization")
     split: str = "test"
-    sampler: str | None = None  # default: the run's own (gmm for an AE)
+    sampler: str | None = None  # default: the run's own (its flow, else gmm for an AE)
     truncation: float | None = None
     seed: int = 0
     batch_size: int | None = None  # Inception batch; None: 10 on a CPU (fastest), 100 on a GPU
