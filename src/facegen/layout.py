@@ -1,4 +1,4 @@
-"""The names inside a run folder (DESIGN.md section 5), in a module without torch so that
+"""The names inside a run folder (the README's Layout), in a module without torch so that
 the CLI's help and the report can use them without loading it.
 
     RUN/config.json                      resolved config, data summary, versions

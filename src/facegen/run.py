@@ -1,6 +1,6 @@
 """A run folder, and the model object a notebook gets from it.
 
-Layout (DESIGN.md section 5)::
+Layout (the README's Layout)::
 
     RUN/config.json                      resolved config, data summary, versions
     RUN/model/config.json                model name and fields

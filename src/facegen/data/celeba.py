@@ -1,6 +1,6 @@
 """CelebA as users have it: the official folder, its zip, and the Kaggle copy.
 
-The file formats (DESIGN.md section 2) are read and written here and nowhere else: the
+The file formats (the README's Getting CelebA) are read and written here and nowhere else: the
 reader below and the synthetic data set's writer share them.
 """
 

@@ -91,7 +91,7 @@ def decode_face(
     """Read an image file and return its face crop as uint8 [size, size, 3].
 
     JPEGs are decoded at 1/2, 1/4 or 1/8 scale when the crop still keeps at least ``size``
-    pixels: the decoder then does a fraction of the work (DESIGN.md section 8: about 3
+    pixels: the decoder then does a fraction of the work (benchmarks/: about 3
     pixel levels of difference). With ``detect_faces`` the photo is decoded at full size,
     its largest face is found and warped into CelebA's aligned 178x218 geometry
     (:func:`facegen.data.align.align_face`), and ``crop`` applies to that. Raises

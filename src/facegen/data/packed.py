@@ -1,6 +1,6 @@
 """The packed data set: the folder `facegen data prepare` writes and training reads.
 
-Layout (DESIGN.md section 4)::
+Layout (the README's Layout)::
 
     images.npy       uint8 [N, S, S, 3], memory-mapped on open so RAM stays flat in N
     attributes.npy   int8  [N, 40]  (1 / -1, 0 unknown)

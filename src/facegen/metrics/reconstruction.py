@@ -1,6 +1,6 @@
 """Reconstruction quality per image: MSE, PSNR and SSIM, batched in torch.
 
-Inputs are what the package stores and what Inception sees (DESIGN.md §6): uint8 images
+Inputs are what the package stores and what Inception sees (README: Metrics): uint8 images
 (B, H, W, C), numpy or torch; a model's [-1, 1] output goes through
 ``facegen.data.loader.to_uint8`` first, so these numbers describe the images a user
 looks at. Pixels are read as value / 255, so:

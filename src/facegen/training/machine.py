@@ -40,7 +40,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """AVX512-BF16 or AMX: bf16 matrix work at about twice float32's speed (DESIGN.md §8)."""
+    """AVX512-BF16 or AMX: bf16 matrix work at about twice float32's speed (benchmarks/)."""
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
