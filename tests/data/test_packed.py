@@ -81,3 +81,32 @@ def test_missing_or_mismatched_arrays_are_named(packed_factory):
     (data.path / "images.npy").write_bytes(b"\x93NUMPY garbage")
     with pytest.raises(DataError, match=r"images\.npy is damaged"):
         open_packed(data.path)
+
+
+def test_packed_data_is_a_map_style_torch_dataset(packed_factory):
+    torch = pytest.importorskip("torch")
+    from facegen.data.loader import to_uint8
+
+    data = packed_factory(n=20, size=32)
+    image, labels = data[3]
+    assert image.dtype == torch.float32 and image.shape == (3, 32, 32)
+    assert image.min() >= -1 and image.max() <= 1
+    # the training mapping: back to the stored bytes exactly
+    assert np.array_equal(to_uint8(image[None])[0], data.images[3])
+    assert labels["attributes"].dtype == torch.int8
+    assert labels["attributes"].tolist() == data.attributes[3].tolist()
+    assert int(labels["identity"]) == int(data.identity[3])
+    assert np.array_equal(to_uint8(data[-1][0][None])[0], data.images[19])
+
+    train = data.subset("train")
+    assert len(train) == len(data.split_indices("train"))
+    loader = torch.utils.data.DataLoader(train, batch_size=4, shuffle=False)
+    images, batch_labels = next(iter(loader))
+    assert images.shape == (4, 3, 32, 32)
+    assert batch_labels["attributes"].shape == (4, 40)
+    assert batch_labels["identity"].tolist() == data.identity[train.indices[:4]].tolist()
+
+    with pytest.raises(IndexError, match="row 20 is outside"):
+        data[20]
+    with pytest.raises(TypeError, match="indexed by an int"):
+        data["3"]

@@ -149,6 +149,16 @@ class PackedDataset:
     >>> data = open_packed("data/synth-64")
     >>> data.images[data.split_indices("test")[:16]].shape
     (16, 64, 64, 3)
+
+    It is also a map-style data set in PyTorch's sense (``len`` and integer indexing), so
+    a ``torch.utils.data.DataLoader``, Lightning or accelerate can read it directly; torch
+    is imported at the first item, never by opening the data set:
+
+    >>> image, labels = data[0]  # float32 (3, S, S) in [-1, 1]; {"attributes", "identity"}
+    >>> loader = torch.utils.data.DataLoader(data.subset("train"), batch_size=64, shuffle=True)
+
+    facegen's own training uses :class:`facegen.data.loader.BatchLoader` instead (whole
+    batches gathered from the memory map, an order that resumes exactly, flips, DDP parts).
     """
 
     path: Path
@@ -161,6 +171,32 @@ class PackedDataset:
 
     def __len__(self) -> int:
         return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[Any, dict[str, Any]]:
+        """Row ``index`` as ``(image, labels)``: the image a float32 tensor (3, S, S) in
+        [-1, 1] (the training mapping, :func:`facegen.data.loader.from_uint8`), the labels
+        ``{"attributes": int8 tensor (40,) of 1 / -1 / 0 unknown, "identity": int64 tensor
+        (), -1 unknown}``. Negative indices count from the end, as for a list."""
+        import torch
+
+        from facegen.data.loader import from_uint8
+
+        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+            raise TypeError(f"a packed data set is indexed by an int, not {type(index).__name__}")
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"row {index} is outside {self.path} ({len(self)} images)")
+        image = from_uint8(np.array(self.images[index : index + 1 or None]))[0]  # a copy
+        labels = {
+            "attributes": torch.from_numpy(np.array(self.attributes[index], dtype=np.int8)),
+            "identity": torch.tensor(int(self.identity[index]), dtype=torch.int64),
+        }
+        return image, labels
+
+    def subset(self, split: str) -> Any:
+        """The rows of ``split`` as a ``torch.utils.data.Subset`` of this data set."""
+        from torch.utils.data import Subset
+
+        return Subset(self, self.split_indices(split).tolist())
 
     @property
     def size(self) -> int:
