@@ -14,7 +14,7 @@ RUNS := runs/demo$(if $(CELEBA),-celeba,)
 # (FID shown, not marked best); far from the 50,000 of published FIDs (eval says both).
 EVAL_N ?= 128
 
-.PHONY: install browser demo test lint format clean
+.PHONY: install browser demo test test-fast lint format clean
 
 # The report's browser test drives Debian's chromium (Playwright never downloads a browser).
 # Installed when missing and this user may (root or passwordless sudo); otherwise one line
@@ -79,6 +79,10 @@ demo: install
 
 test: install browser
 	$(BIN)/python -m pytest
+
+# The suite without the tests marked slow: a quick check while working.
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks notebooks
