@@ -42,6 +42,16 @@ def write_packed(
     return open_packed(folder)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Converted networks (the ONNX Inception file) go to a folder of the test session,
+    never into the user's ~/.cache: the first test that needs one converts it once."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("FACEGEN_CACHE_DIR", str(tmp_path_factory.mktemp("facegen-cache")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture
 def packed_factory(tmp_path: Path) -> Callable[..., PackedDataset]:
     """Make small packed data sets: ``packed_factory(n=40, size=32)``."""
