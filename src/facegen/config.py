@@ -82,6 +82,9 @@ class TrainConfig:
     sampler_components: int = 10  # the GMM's components
     sampler_images: int = 10_000
     max_loss: float = 1e8  # a loss above this (or NaN / inf) stops the run
+    # Experiment tracking besides log.jsonl: "none" or "tensorboard" (RUN/tensorboard/);
+    # see facegen.training.tracking. It changes nothing in the training itself.
+    log: str = "none"
 
     def validate(self) -> None:
         checks = [
@@ -134,6 +137,10 @@ class TrainConfig:
                     f"samplers: {name!r} is not a sampler fitted after training; "
                     f"choose from: {', '.join(fitted)}"
                 )
+        from facegen.training.tracking import TRACKERS
+
+        if not isinstance(self.log, str) or self.log not in TRACKERS:
+            raise FacegenError(f"log must be one of {', '.join(TRACKERS)}, not {self.log!r}")
         if self.steps is not None and self.epochs is not None:
             raise FacegenError("give --steps or --epochs, not both")
 

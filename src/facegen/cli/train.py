@@ -38,17 +38,18 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "lr": args.lr,
         "compile": args.compile or None,
         "channels_last": False if args.no_channels_last else None,
+        "log": args.log,
     }
     sets = [parse_override(text) for text in args.set]
     if args.resume:
         if args.config or args.model or sets:
             raise FacegenError(
                 "--resume continues a run with its own config: drop --config, "
-                "--model and --set (only --steps/--epochs/--time-budget/--data may change)"
+                "--model and --set (only --steps/--epochs/--time-budget/--data/--log may change)"
             )
         length = {"steps": args.steps, "epochs": args.epochs, "time_budget": args.time_budget}
         config = resolve_for_run(
-            TrainConfig(**length, data=args.data or ""),
+            TrainConfig(**length, data=args.data or "", log=args.log or TrainConfig.log),
             args.out,
             resume=True,
         )
@@ -107,11 +108,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         how = f"time budget {format_duration(config.time_budget or 0)} spent; {how}"
     print(f"trained {config.model} for {result.step} steps in {minutes}m{seconds:02d}s ({how})")
     print(f"run folder: {result.run}  (samples/, loss.png, model/, log.jsonl)")
+    if config.log == "tensorboard":
+        print(f"see it in TensorBoard: tensorboard --logdir {result.run.parent}")
     return 0
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     from facegen.config import DEVICES, PRECISIONS, preset_names
+    from facegen.training.tracking import TRACKERS
 
     train = commands.add_parser(
         "train",
@@ -161,6 +165,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         default=[],
         metavar="KEY=VALUE",
         help="any config field, e.g. --set kl_weight=0.5 --set model.latent_dim=64",
+    )
+    train.add_argument(
+        "--log",
+        choices=TRACKERS.names(),
+        help="also track the run in a dashboard: tensorboard writes RUN/tensorboard/ (see "
+        "it with tensorboard --logdir runs/; needs facegen[tensorboard]); default none. With "
+        "--resume it turns tracking on for the rest of the run",
     )
     train.add_argument("--resume", action="store_true", help="continue RUN from its checkpoint")
     train.add_argument("--overwrite", action="store_true", help="replace RUN if it exists")

@@ -56,6 +56,7 @@ from facegen.training.machine import (
     shutdown_distributed,
 )
 from facegen.training.objectives import OBJECTIVES, Objective
+from facegen.training.tracking import Tracker, check_tracker, open_tracker
 from facegen.viz.grid import image_grid, paired_rows, save_png
 from facegen.viz.plots import plot_losses
 
@@ -84,7 +85,9 @@ class TrainResult:
 
 def resolve_for_run(config: TrainConfig, out: str | Path, *, resume: bool) -> TrainConfig:
     """The config a run uses: the given one for a new run, the saved one for ``--resume``
-    (where only the length may change: ``steps`` / ``epochs`` / ``time_budget``)."""
+    (where only the length may change: ``steps`` / ``epochs`` / ``time_budget``, and the
+    tracker, which changes nothing in the training: a ``log`` other than ``none`` turns
+    it on for the rest of the run)."""
     if not resume:
         return config
     out = Path(out)
@@ -96,6 +99,8 @@ def resolve_for_run(config: TrainConfig, out: str | Path, *, resume: bool) -> Tr
         resumed = resumed.replace(time_budget=config.time_budget)
     if config.data and Path(config.data).resolve() != Path(resumed.data).resolve():
         resumed = resumed.replace(data=config.data)
+    if config.log != TrainConfig.log:
+        resumed = resumed.replace(log=config.log)
     return resumed
 
 
@@ -134,10 +139,13 @@ def train(
     config.validate()
     if not config.data:
         raise FacegenError("no data set: pass --data (a folder made by facegen data prepare)")
+    check_tracker(config.log)  # on every rank, before anything starts
     device = resolve_device(config.device)
     distributed = init_distributed(device)
     try:
-        return _train(config, out, device, distributed, resume, overwrite, progress)
+        # What _train opens to last the run (the tracker) is closed here, even on errors.
+        with contextlib.ExitStack() as closing:
+            return _train(config, out, device, distributed, resume, overwrite, progress, closing)
     finally:
         shutdown_distributed()
 
@@ -150,6 +158,7 @@ def _train(
     resume: bool,
     overwrite: bool,
     progress: bool,
+    closing: contextlib.ExitStack,
 ) -> TrainResult:
     precision = Precision(resolve_precision(config.precision, device), device)
     data = open_packed(config.data)
@@ -214,7 +223,11 @@ def _train(
         write_text(out / LOG_FILE, "".join(json.dumps(r) + "\n" for r in history))
     distributed.barrier()
 
-    session = _Session(config, out, objective, data, device, distributed, precision.name)
+    tracker = closing.enter_context(
+        open_tracker(config.log if distributed.is_main else "none", out, start_step)
+    )
+    tracker.hparams(run_summary)
+    session = _Session(config, out, objective, data, device, distributed, precision.name, tracker)
     session.history = history
     bar = tqdm(
         total=total_steps,
@@ -489,7 +502,8 @@ class _StopOnInterrupt:
 
 
 class _Session:
-    """Everything rank 0 writes during a run: log, pictures, weights, checkpoints."""
+    """Everything rank 0 writes during a run: log, pictures, weights, checkpoints; the log
+    and pictures also go to the tracker (a no-op unless ``config.log`` names one)."""
 
     def __init__(
         self,
@@ -500,10 +514,11 @@ class _Session:
         device: torch.device,
         distributed: Distributed,
         precision: str,
+        tracker: Tracker,
     ) -> None:
         self.config, self.out, self.objective = config, out, objective
         self.data, self.device, self.distributed = data, device, distributed
-        self.precision = precision
+        self.precision, self.tracker = precision, tracker
         self.history: list[dict] = []
         self._fitted_sampler: LatentSampler | None = None
         model = objective.model
@@ -520,6 +535,20 @@ class _Session:
             path = self.out / LOG_FILE
             with open(path, "a", encoding="utf-8") as log:
                 log.write(json.dumps(record) + "\n")
+            self.tracker.scalars(record["step"], self._tracked(record))
+
+    def _tracked(self, record: dict) -> dict[str, float]:
+        """A log record under the tracker's tags: the objective's values as ``loss/NAME``,
+        ``speed/images_per_second``, ``progress/epoch`` and ``progress/seconds``, and each
+        optimiser's current learning rate as ``lr/NAME``."""
+        bookkeeping = {"step", "epoch", "seconds", "images_per_second"}
+        values = {f"loss/{k}": v for k, v in record.items() if k not in bookkeeping}
+        values["speed/images_per_second"] = record["images_per_second"]
+        values["progress/epoch"] = record["epoch"]
+        values["progress/seconds"] = record["seconds"]
+        for name, optimizer in self.objective.optimizers.items():
+            values[f"lr/{name}"] = optimizer.param_groups[0]["lr"]
+        return values
 
     @torch.no_grad()
     def write_pictures(self, step: int) -> None:
@@ -535,14 +564,15 @@ class _Session:
                     generator = torch.Generator().manual_seed(self.config.seed)
                     z = self._fitted_sampler.sample(self.config.sample_count, generator)
                 faces = in_batches(model.decode, z, self.device)
-                save_png(image_grid(to_uint8(faces)), sample_grid_path(self.out, step))
+                grid = image_grid(to_uint8(faces))
+                save_png(grid, sample_grid_path(self.out, step))
+                self.tracker.images(step, "samples", grid)
             if self.fixed_images is not None:
                 latents = in_batches(model.encode, self.fixed_images, self.device)
                 recon = in_batches(model.decode, latents, self.device)
-                save_png(
-                    _pairs_grid(self.fixed_images, recon),
-                    sample_grid_path(self.out, step, "recon-step"),
-                )
+                grid = _pairs_grid(self.fixed_images, recon)
+                save_png(grid, sample_grid_path(self.out, step, "recon-step"))
+                self.tracker.images(step, "reconstructions", grid)
         finally:
             model.train(was_training)
         if self.history:
