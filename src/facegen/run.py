@@ -158,10 +158,41 @@ class Run:
     def reconstruct(self, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
         return self.decode(self.encode(images, batch_size), batch_size)
 
+    def save_pretrained(
+        self,
+        directory: str | Path,
+        *,
+        repo_id: str | None = None,
+        license: str | None = None,
+        dataset: str | None = None,
+        overwrite: bool = False,
+    ) -> Path:
+        """Write this run as a folder to share: ``config.json``, ``model/`` (what
+        :func:`load_run` reads), the training log and metrics, a sample grid and a model
+        card (``README.md``) for the Hugging Face Hub; no checkpoints. ``repo_id``
+        (``owner/name``) is where it will be pushed, for the card's examples; ``license``
+        a Hub license id for the weights (default: CelebA's terms for CelebA-trained
+        weights, else MIT); ``dataset`` (``celeba``, ``synthetic`` or ``other``) says what
+        the training data was where the data set's manifest cannot. See
+        :func:`facegen.hub.save_pretrained`."""
+        from facegen.hub import save_pretrained
+
+        saved = save_pretrained(
+            self, directory, repo_id=repo_id, license=license, dataset=dataset, overwrite=overwrite
+        )
+        return saved.path
+
 
 def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
     """Open a run folder for inference: the model rebuilt from ``model/`` alone.
-    ``device`` is a torch device or ``"auto"`` (cuda, mps, then cpu)."""
+    ``"hf://owner/name[@revision]"`` opens a model shared on the Hugging Face Hub
+    (``facegen push``), downloaded into the Hugging Face cache first (needs
+    ``facegen[hub]``; ``HF_HUB_OFFLINE=1`` uses the cached copy). ``device`` is a torch
+    device or ``"auto"`` (cuda, mps, then cpu)."""
+    if str(path).startswith("hf:/"):
+        from facegen.hub import download_run
+
+        path = download_run(path)
     path = Path(path)
     config = read_run_config(path)
     device = resolve_device(str(device))

@@ -14,11 +14,22 @@ import sys
 from collections.abc import Sequence
 
 from facegen import __version__
-from facegen.cli import classifier, data, demo, evaluate, explore, export, report, train
+from facegen.cli import (
+    classifier,
+    data,
+    demo,
+    evaluate,
+    explore,
+    export,
+    inception,
+    push,
+    report,
+    train,
+)
 from facegen.cli.common import Parser
 from facegen.errors import FacegenError
 
-COMMAND_GROUPS = (data, train, explore, classifier, evaluate, report, demo, export)
+COMMAND_GROUPS = (data, train, explore, classifier, evaluate, inception, report, demo, export, push)
 
 
 def build_parser() -> argparse.ArgumentParser:
