@@ -45,7 +45,7 @@ from facegen.config import TrainConfig, format_duration, preset_names, read_pres
 from facegen.data.packed import open_packed
 from facegen.data.sources import CELEBA_NAME
 from facegen.errors import FacegenError
-from facegen.files import atomic_directory, json_lines, write_text
+from facegen.files import atomic_directory, json_lines, write_json, write_text
 from facegen.layout import LOG_FILE, LOSS_PLOT, METRICS_FILE, MODEL_FOLDER, RUN_CONFIG
 from facegen.metrics.evaluate import FID_MIN_N, PUBLISHED_N, fid_faces_text
 from facegen.run import Run, load_run, read_run_config
@@ -862,7 +862,9 @@ def save_pretrained(
             run.path / MODEL_FOLDER, folder / MODEL_FOLDER, ignore=shutil.ignore_patterns(".*")
         )
         for name in RUN_FILES:
-            if (run.path / name).is_file():
+            if name == RUN_CONFIG:
+                write_json(folder / name, shareable_config(run.config))
+            elif (run.path / name).is_file():
                 shutil.copy2(run.path / name, folder / name)
         save_png(image_grid(upscale(to_uint8(faces), GRID_MIN_SIDE)), folder / GRID_FILE)
         # The card lists every file, itself included (its size is known once written).
@@ -873,6 +875,24 @@ def save_pretrained(
             write_text(folder / CARD_FILE, card)
         files = _listing(folder)
     return SavedModel(directory, files, licence, origin.dataset, sampler)
+
+
+def shareable_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The run's ``config.json`` as shared: the local paths of its data (which name the
+    machine's folders, user names included) cut to the folders' own names."""
+    shared = json.loads(json.dumps(config))  # a deep copy
+
+    def name_only(value: Any) -> Any:
+        return Path(value).name if isinstance(value, str) and value else value
+
+    if isinstance(shared.get("train"), dict) and "data" in shared["train"]:
+        shared["train"]["data"] = name_only(shared["train"]["data"])
+    data = shared.get("data")
+    if isinstance(data, dict):
+        for key in ("path", "source"):
+            if key in data:
+                data[key] = name_only(data[key])
+    return shared
 
 
 def _listing(folder: Path) -> list[tuple[str, int]]:
