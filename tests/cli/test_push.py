@@ -104,6 +104,12 @@ def test_a_shared_model_opens_in_the_other_commands(runs32, tmp_path, capsys, mo
     code, stdout, err = run_cli(capsys, "sample", "hf://alice/dcgan", "--n", "4", "--out", out)
     assert code == 0, err
     assert Image.open(out).size[0] > 32 and "wrote 4 faces" in stdout
+    # Without --out, not into the Hugging Face cache: ./explore/OWNER--NAME/
+    monkeypatch.chdir(tmp_path)
+    code, stdout, err = run_cli(capsys, "sample", "hf://alice/dcgan", "--n", "4")
+    assert code == 0, err
+    assert (tmp_path / "explore" / "alice--dcgan").is_dir()
+    assert not (folder / "explore").exists() and not (tmp_path / "hf:").exists()
 
 
 @pytest.mark.parametrize(

@@ -31,8 +31,16 @@ def _numbers(text: str) -> tuple[float, ...]:
 
 
 def _out(args: argparse.Namespace, name: str) -> Path:
-    """--out, or RUN/explore/NAME."""
-    return Path(args.out) if args.out else Path(args.run) / EXPLORE_FOLDER / name
+    """--out, or RUN/explore/NAME; for a model from the Hub (whose folder is the Hugging
+    Face cache's), ./explore/OWNER--NAME/NAME."""
+    if args.out:
+        return Path(args.out)
+    if str(args.run).startswith("hf:/"):
+        from facegen.hub import parse_hub_address
+
+        repo_id, _ = parse_hub_address(args.run)
+        return Path(EXPLORE_FOLDER) / repo_id.replace("/", "--") / name
+    return Path(args.run) / EXPLORE_FOLDER / name
 
 
 def _open(args: argparse.Namespace):
