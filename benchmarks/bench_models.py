@@ -41,9 +41,7 @@ def parameter_count(module: nn.Module) -> int:
 def training_step(model: FaceModel, critic: nn.Module | None, images: torch.Tensor) -> None:
     """One training step's forward and backward passes (see the module docstring)."""
     if critic is None:
-        output = model(images)
-        logits = output[0] if isinstance(output, tuple) else output
-        F.mse_loss(torch.tanh(logits), images).backward()
+        F.mse_loss(torch.tanh(model(images).logits), images).backward()
         return
     z = model.prior(images.shape[0])  # (B, latent_dim)
     with torch.no_grad():

@@ -67,7 +67,7 @@ def plain_loop(name: str, data_path: str, warmup: int, steps: int, batch: int = 
                 logits, mu, logvar = model(images, generator)
                 total = reconstruction(logits, images) + kl_divergence(mu, logvar)
             else:
-                total = reconstruction(model(images), images)
+                total = reconstruction(model(images).logits, images)
             total.backward()
             optimizer.step()
 

@@ -193,3 +193,26 @@ def runs32(faces32, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
         train(config, root / name, progress=False)
         runs[name] = load_run(root / name)
     return runs
+
+
+@pytest.fixture(scope="session")
+def celeba_runs(runs32, faces32, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+    """The tiny runs as if their faces were CelebA's: copies of ``runs32`` trained on a copy
+    of ``faces32`` whose manifest names a CelebA source (the synthetic faces' own manifest
+    says ``synthetic``), for what depends on where the data came from (a model card)."""
+    import json
+    import shutil
+
+    root = tmp_path_factory.mktemp("celeba-runs")
+    data = Path(shutil.copytree(faces32.path, root / "packed"))
+    manifest = json.loads((data / "manifest.json").read_text())
+    manifest["source"]["kind"] = "celeba"
+    (data / "manifest.json").write_text(json.dumps(manifest))
+    runs = {}
+    for name, run in runs32.items():
+        folder = Path(shutil.copytree(run.path, root / name))
+        config = json.loads((folder / "config.json").read_text())
+        config["data"]["path"] = str(data)
+        (folder / "config.json").write_text(json.dumps(config))
+        runs[name] = load_run(folder)
+    return runs

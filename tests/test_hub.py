@@ -162,9 +162,8 @@ def test_save_pretrained_refuses_to_overwrite_or_to_replace_the_run(runs32, tmp_
 # --- the card ------------------------------------------------------------------------------
 
 
-def test_card_front_matter_is_what_the_hub_reads(runs32, tmp_path):
-    out = runs32["ae"].save_pretrained(tmp_path / "shared", repo_id=REPO)
-    # The tiny runs' data is CelebA-shaped (synthetic faces in CelebA's layout): read as CelebA.
+def test_card_front_matter_is_what_the_hub_reads(celeba_runs, runs32, tmp_path):
+    out = celeba_runs["ae"].save_pretrained(tmp_path / "shared", repo_id=REPO)
     assert card_metadata(out) == {
         "library_name": "facegen",
         "license": "other",
@@ -174,10 +173,14 @@ def test_card_front_matter_is_what_the_hub_reads(runs32, tmp_path):
         "pipeline_tag": "unconditional-image-generation",
         "tags": ["facegen", "faces", "autoencoder", "pytorch"],
     }
+    # facegen's synthetic faces (CelebA's layout, drawn faces) say so in their manifest.
+    synthetic = runs32["ae"].save_pretrained(tmp_path / "synthetic", repo_id=REPO)
+    assert card_metadata(synthetic)["license"] == "mit"
+    assert "datasets" not in card_metadata(synthetic)
 
 
-def test_card_says_what_the_model_is_and_how_to_use_it(runs32, tmp_path):
-    run = runs32["ae"]
+def test_card_says_what_the_model_is_and_how_to_use_it(celeba_runs, tmp_path):
+    run = celeba_runs["ae"]
     out = run.save_pretrained(tmp_path / "shared", repo_id=REPO)
     text = card_text(out)
     config = run.config
@@ -309,8 +312,8 @@ def test_a_plain_folder_of_celeba_files_reads_as_celeba(copy_run, tmp_path, name
     assert hub.data_origin(load_run(run)).dataset == dataset
 
 
-def test_licenses_given_and_refused(copy_run, runs32, tmp_path):
-    run = runs32["dcgan"]
+def test_licenses_given_and_refused(copy_run, celeba_runs, tmp_path):
+    run = celeba_runs["dcgan"]
     out = run.save_pretrained(tmp_path / "nc", license="cc-by-nc-4.0")
     assert card_metadata(out)["license"] == "cc-by-nc-4.0"
     assert "CelebA's terms apply to these weights in any case" in card_text(out)
@@ -378,7 +381,7 @@ def comparable(train: dict, size: int) -> dict:
         ),
         pytest.param(
             lambda data: TrainConfig.from_preset(
-                "vae-64", data=str(data), reconstruction="l1", device="cpu", betas=(0.8, 0.99)
+                "vae-64", data=str(data), reconstruction="bce", device="cpu", betas=(0.8, 0.99)
             ),
             id="vae-changes",
         ),
@@ -393,12 +396,12 @@ def test_training_command_resolves_back_to_the_runs_config(config, packed_factor
     assert comparable(resolved["train"], 64) == comparable(saved, 64)
 
 
-def test_training_command_of_a_tiny_run_in_its_card(runs32, faces32, tmp_path, capsys):
-    run = runs32["vae"]
+def test_training_command_of_a_tiny_run_in_its_card(celeba_runs, faces32, tmp_path, capsys):
+    run = celeba_runs["vae"]
     text = (run.save_pretrained(tmp_path / "shared") / hub.CARD_FILE).read_text()
     block = text.split("## Training", 1)[1].split("```bash\n", 1)[1].split("```", 1)[0]
     prepare_line, train_line = block.strip().splitlines()
-    data = f"data/{faces32.path.name}"
+    data = f"data/{Path(run.config['data']['path']).name}"
     assert prepare_line == f"facegen data prepare path/to/celeba {data} --size 32 --crop 140"
     resolved = resolved_by_cli(train_line, faces32.path, capsys)
     assert comparable(resolved["train"], 32) == comparable(run.config["train"], 32)
@@ -561,9 +564,9 @@ class HubCalls:
         return [kwargs for call, kwargs in self.calls if call == name]
 
 
-def test_push_creates_the_repo_and_uploads_the_saved_folder(runs32, monkeypatch):
+def test_push_creates_the_repo_and_uploads_the_saved_folder(celeba_runs, monkeypatch):
     calls = HubCalls(monkeypatch)
-    result = hub.push(runs32["ae"].path, REPO, private=True, token="hf_secret")
+    result = hub.push(celeba_runs["ae"].path, REPO, private=True, token="hf_secret")
     assert calls.named("create_repo") == [
         {"repo_id": REPO, "private": True, "exist_ok": True, "repo_type": "model"}
     ]

@@ -36,7 +36,7 @@ from facegen.errors import FacegenError
 from facegen.files import atomic_path
 from facegen.layout import EXPORT_FOLDER, MODEL_FOLDER
 from facegen.models.base import FaceModel, encoder_model_names
-from facegen.registry import Registry
+from facegen.registry import Registry, choose
 from facegen.run import Run
 from facegen.sampling import sampler_path
 
@@ -69,10 +69,12 @@ class Part:
 GENERATOR = Part("generator", "decode", input_name="z", output_name="images")
 ENCODER = Part("encoder", "encode", input_name="images", output_name="z")
 
-PARTS: Registry[Part] = Registry("part")
-PARTS.register("generator")(GENERATOR)
-PARTS.register("decoder")(GENERATOR)  # what an AE or VAE calls its generator
-PARTS.register("encoder")(ENCODER)
+# A model has these two parts and no others (export branches on them): a dict, not a registry.
+PARTS: dict[str, Part] = {
+    "generator": GENERATOR,
+    "decoder": GENERATOR,  # what an AE or VAE calls its generator
+    "encoder": ENCODER,
+}
 
 
 class PartModule(nn.Module):
@@ -127,6 +129,7 @@ class ExportFormat(ABC):
         """The written file as a function of CPU tensors, run by its own runtime."""
 
 
+# A registry: a new file format is a subclass above and one line below, nothing else.
 FORMATS: Registry[ExportFormat] = Registry("export format")
 
 
@@ -330,7 +333,7 @@ def export(
     ``.pt``), atomically; with ``verify``, run the file back and require it to match
     PyTorch within 1e-4 at batch sizes 1 and 5 (it is traced at 2)."""
     start = time.perf_counter()
-    chosen_part, chosen_format = PARTS.get(part), FORMATS.get(format)
+    chosen_part, chosen_format = choose(PARTS, part, "part"), FORMATS.get(format)
     if chosen_part is ENCODER and not run.model.has_encoder:
         raise FacegenError(
             f"the {run.name} model has no encoder to export; models that can encode: "

@@ -244,8 +244,10 @@ class DataOrigin:
 def data_origin(run: Run, dataset: str | None = None) -> DataOrigin:
     """Where ``run``'s training images came from: ``dataset`` when given, else read from
     the packed data set's manifest (its source kind, and CelebA's file names for a plain
-    folder of them). facegen's synthetic faces are written in CelebA's layout, so they read
-    as CelebA unless ``dataset="synthetic"`` says otherwise: the cautious mistake."""
+    folder of them). facegen's synthetic faces are written in CelebA's layout with a marker
+    file that `data prepare` records as the source kind ``synthetic``; packed without it
+    (older folders), they read as CelebA unless ``dataset="synthetic"`` says otherwise: the
+    cautious mistake."""
     manifest, celeba_names = _read_data(run)
     if dataset is not None:
         if dataset not in DATASETS:
@@ -259,6 +261,9 @@ def data_origin(run: Run, dataset: str | None = None) -> DataOrigin:
             "synthetic or other (dataset= in Python)"
         )
     kind = str(manifest.get("source", {}).get("kind", "unknown"))
+    if kind == "synthetic":
+        how = "facegen read it from the packed data set's manifest (source: synthetic)."
+        return DataOrigin("synthetic", how, manifest)
     if kind in CELEBA_SOURCE_KINDS:
         how = f"facegen read it from the packed data set's manifest (source: {kind})."
         return DataOrigin("celeba", how, manifest)

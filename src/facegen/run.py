@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm import tqdm
 
+from facegen.batches import map_batches
 from facegen.errors import FacegenError
 from facegen.layout import (  # noqa: F401 (re-exported: the run folder's names)
     EXPLORE_FOLDER,
@@ -67,9 +67,11 @@ def in_batches(
 ) -> torch.Tensor:
     """``function`` over ``inputs`` in batches on ``device``; the result float32 on the CPU.
     ``progress`` names a progress bar (shown only when there is more than one batch)."""
-    chunks = inputs.split(batch_size)
-    bar = tqdm(chunks, desc=progress, unit="batch", disable=progress is None or len(chunks) < 2)
-    return torch.cat([function(chunk.to(device)).float().cpu() for chunk in bar])
+
+    def on_device(chunk: torch.Tensor) -> torch.Tensor:
+        return function(chunk.to(device)).float().cpu()
+
+    return map_batches(on_device, inputs, batch_size, progress=progress)
 
 
 @dataclass

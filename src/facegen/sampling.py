@@ -27,11 +27,12 @@ from typing import Any, ClassVar
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
-from tqdm import tqdm
 
 from facegen import __version__
+from facegen.batches import map_batches
 from facegen.errors import FacegenError
 from facegen.files import atomic_path
+from facegen.progress import progress_bar
 from facegen.registry import Registry
 
 FORMAT_VERSION = 1
@@ -498,10 +499,10 @@ class FlowSampler(LatentSampler):
     at t = 0 to t = 1 with ``steps`` midpoint steps (two evaluations each) and un-whitens.
     Whitening means the network only has to learn what a Gaussian does not already give.
 
-    The defaults fit in about 33 s on one CPU core whatever the number of latents (3,000
-    batches; 10,000 x 128 latents measured) and draw 10,000 latents in about 9 s. The fit
-    uses torch's thread setting as it finds it: two threads on two cores that another
-    process kept busy took 196 s (OpenMP threads waiting on each other), with the same
+    The fit costs the same whatever the number of latents (``iterations`` batches: 3,000 by
+    default); its measured time is in the README (Training, **Samplers**). It uses torch's
+    thread setting as it finds it: two threads on two cores that another process keeps busy
+    are several times slower than one (OpenMP threads waiting on each other), with the same
     weights to the bit. On 9,000 x 128 latents of faces (their first 128 principal
     components) the held-out log-likelihood was 3 nats per latent above the 10-component
     GMM's (-273.3 for seeds 0 and 1, against -276.3).
@@ -575,7 +576,9 @@ class FlowSampler(LatentSampler):
         batch, warmup = min(self.batch, n), max(1, round(WARMUP * self.iterations))
         order, used = torch.randperm(n, generator=generator), 0
         tail, tail_loss = max(1, self.iterations // 10), 0.0
-        steps = tqdm(range(self.iterations), desc="flow sampler", unit="step", disable=not progress)
+        steps = progress_bar(
+            range(self.iterations), desc="flow sampler", unit="step", disable=not progress
+        )
         with torch.enable_grad():
             for iteration in steps:
                 if used + batch > n:  # a new epoch: every latent once before any twice
@@ -610,7 +613,7 @@ class FlowSampler(LatentSampler):
         assert self.mean is not None and self.unwhiten is not None
         noise = standard_normal(n, d, generator, truncation).float()  # (n, D) x0
         with torch.no_grad():
-            y = torch.cat([self._integrate(chunk) for chunk in noise.split(SAMPLE_ROWS)])
+            y = map_batches(self._integrate, noise, SAMPLE_ROWS)
             return self.mean + y @ self.unwhiten  # (n, D); unwhiten is symmetric
 
     def log_likelihood(self, latents: torch.Tensor) -> float:
@@ -618,8 +621,8 @@ class FlowSampler(LatentSampler):
         variables: log p(x) = log N(x0; 0, I) - integral over t of the trace of dv/dx, with
         x0 the ODE run back from the whitened x (``steps`` midpoint steps), plus the log
         determinant of the whitening. The trace is exact, not estimated, which costs about
-        ``latent_dim`` forward passes a step: some 0.04 s a 128-d latent on one CPU core,
-        so a few hundred or thousand held-out latents are the practical number."""
+        ``latent_dim`` forward passes a step for each latent, so a few hundred or thousand
+        held-out latents are the practical number."""
         return float(self._log_densities(latents).mean())
 
     def _log_densities(self, latents: torch.Tensor) -> torch.Tensor:
@@ -630,7 +633,7 @@ class FlowSampler(LatentSampler):
         y = ((x - self.mean.double()) @ self.whiten.double()).float()  # (N, D) whitened
         rows = max(1, TRACE_FLOATS // (d * self.width))
         with torch.no_grad():
-            log_p = torch.cat([self._log_density(chunk) for chunk in y.split(rows)])
+            log_p = map_batches(self._log_density, y, rows)
         return log_p + self._log_det_whiten
 
     def state(self) -> dict[str, torch.Tensor]:

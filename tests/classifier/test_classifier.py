@@ -19,6 +19,7 @@ from facegen.cli import main
 from facegen.data.loader import load_images
 from facegen.data.packed import ATTRIBUTES_FILE, PackedDataset, open_packed
 from facegen.errors import DataError, FacegenError
+from facegen.training.trainer import TrainingError
 from tests.conftest import write_packed
 
 # 100 steps of batch 16 at width 8: well under a second on 2 CPU cores.
@@ -157,6 +158,21 @@ def test_a_data_set_without_labels_is_one_line(tmp_path):
     with pytest.raises(DataError, match="no attribute labels") as caught:
         train_classifier(open_packed(data.path), tmp_path / "out", progress=False)
     assert "\n" not in str(caught.value) and not (tmp_path / "out").exists()
+
+
+def test_a_loss_gone_bad_stops_training_as_the_trainer_does(faces32, tmp_path, monkeypatch):
+    """The classifier's NaN is the trainer's TrainingError: the step, exit code 1, no folder."""
+    import facegen.classifier.train as classifier_train
+
+    def nan_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return logits.sum() * float("nan")
+
+    monkeypatch.setattr(classifier_train, "_masked_bce", nan_loss)
+    config = ClassifierConfig(**{**TINY, "steps": 25})
+    with pytest.raises(TrainingError, match=r"loss went bad at step 10 \(loss = nan\)") as caught:
+        train_classifier(faces32, tmp_path / "out", config, progress=False)
+    assert caught.value.exit_code == 1 and "--lr" in str(caught.value)
+    assert not (tmp_path / "out").exists()
 
 
 def test_an_empty_test_split_falls_back_to_valid(tmp_path):

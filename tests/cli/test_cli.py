@@ -195,6 +195,35 @@ def test_train_then_resume_from_the_command_line(capsys, tiny_packed, tmp_path):
     assert code == 0 and "trained ae for 3 steps" in stdout
     code, stdout, _ = run(capsys, "train", "--resume", *common, "--steps", "5")
     assert code == 0 and "trained ae for 5 steps" in stdout
+    # The command that started the run, given again with --resume and a new length; flags
+    # equal to the saved run's (the seed, the preset's lr) are fine too.
+    start = ["train", "--model", "ae", *common, *tiny, "--seed", "0", "--lr", "0.001"]
+    code, stdout, err = run(capsys, *start, "--steps", "7", "--resume")
+    assert code == 0 and "trained ae for 7 steps" in stdout, err
+
+
+def test_resume_refuses_only_a_flag_that_differs_from_the_saved_run(capsys, tiny_packed, tmp_path):
+    out = tmp_path / "r"
+    start = ["train", "--config", "ae-32", "--data", str(tiny_packed.path), "--out", str(out)]
+    start += ["--set", "model.width=8", "--set", "model.latent_dim=8", "--batch-size", "8"]
+    assert run(capsys, *start, "--steps", "2", "--quiet")[0] == 0
+    saved = (out / "config.json").read_text()
+    dry = run(capsys, *start, "--steps", "4", "--resume", "--dry-run")
+    assert dry[0] == 0, dry[2]
+    assert json.loads(dry[1][: dry[1].rindex("}") + 1])["train"]["steps"] == 4
+    for flags, line in [
+        (["--batch-size", "4"], "batch_size is 8 in the saved run, not 4; drop the flag"),
+        (["--set", "model.width=16"], "model.width is 8 in the saved run, not 16; drop the flag"),
+        (["--model", "vae"], "model is 'ae' in the saved run, not 'vae'; drop the flag"),
+        (["--set", "lr=0.5"], "lr is 0.001 in the saved run, not 0.5; drop the flag"),
+    ]:
+        code, stdout, err = run(capsys, *start, *flags, "--steps", "4", "--resume")
+        assert code == 2 and stdout == "", err
+        assert err == f"facegen: error: --resume: {line} or start a new run\n"
+    # A preset's fields count as given: another preset is refused, naming it.
+    code, _, err = run(capsys, *start[:2], "ae-64", *start[3:], "--resume", "--steps", "4")
+    assert code == 2 and "(from --config ae-64); drop --config ae-64 or start a new run" in err
+    assert (out / "config.json").read_text() == saved  # nothing was touched
 
 
 @pytest.mark.parametrize(
@@ -203,13 +232,26 @@ def test_train_then_resume_from_the_command_line(capsys, tiny_packed, tmp_path):
         (["--model", "gan"], "unknown model 'gan'"),
         (["--config", "nope-64"], "unknown preset 'nope-64'; choose one of: ae-128"),
         (["--config", "dcgan-32", "--model", "vae"], "contradicts the preset's model 'dcgan'"),
-        (["--resume", "--config", "vae-32"], "--resume continues a run with its own config"),
+        (["--resume", "--config", "vae-32"], "cannot resume: "),
         (["--set", "nonsense"], "--set takes key=value"),
-        (["--set", "kl_weigth=2"], "unknown field kl_weigth"),
+        (
+            ["--set", "kl_weigth=2"],
+            "unknown TrainConfig field: kl_weigth (did you mean kl_weight?)",
+        ),
         (["--set", "model.depth=3"], "unknown VAEConfig field: depth"),
         (["--model", "ae", "--batch-size", "0"], "must be at least 1"),
         (["--model", "ae", "--precision", "fp16", "--device", "cpu"], "fp16 training needs a GPU"),
         (["--model", "ae", "--device", "cuda"], "no CUDA GPU is available"),
+        # Types are checked before anything is built or trained.
+        (["--set", "batch_size=abc"], "batch_size must be an int, not 'abc'"),
+        (["--set", "model.latent_dim=12.5"], "latent_dim must be an int, not 12.5"),
+        (["--set", "flip=yes"], "flip must be true or false, not 'yes'"),
+        # A field the model's training never reads is refused, naming the models that do.
+        (
+            ["--set", "gan_loss=hinge", "--set", "d_steps=5"],
+            "gan_loss is used only by dcgan and sngan, not by vae",
+        ),
+        (["--model", "dcgan", "--set", "kl_weight=0.5"], "kl_weight is used only by vae"),
     ],
 )
 def test_train_input_mistakes(capsys, tiny_packed, tmp_path, argv, message):

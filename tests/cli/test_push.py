@@ -27,7 +27,7 @@ def run_cli(capsys, *argv):
     return code, captured.out, captured.err
 
 
-def test_dry_run_writes_the_folder_and_uploads_nothing(runs32, tmp_path, capsys, monkeypatch):
+def test_dry_run_writes_the_folder_and_uploads_nothing(celeba_runs, tmp_path, capsys, monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("a dry run must not call the Hub")
 
@@ -35,7 +35,7 @@ def test_dry_run_writes_the_folder_and_uploads_nothing(runs32, tmp_path, capsys,
     monkeypatch.setattr(huggingface_hub.HfApi, "upload_folder", no_network)
     out = tmp_path / "folder"
     code, stdout, err = run_cli(
-        capsys, "push", runs32["ae"].path, "alice/faces", "--dry-run", "--out", out
+        capsys, "push", celeba_runs["ae"].path, "alice/faces", "--dry-run", "--out", out
     )
     assert code == 0, err
     assert "model/model.safetensors" in stdout and "README.md" in stdout
@@ -44,7 +44,7 @@ def test_dry_run_writes_the_folder_and_uploads_nothing(runs32, tmp_path, capsys,
     assert 'facegen.load_run("hf://alice/faces")' in (out / "README.md").read_text()
     assert load_run(out).name == "ae"
 
-    again = ["push", runs32["ae"].path, "alice/faces", "--dry-run", "--out", out]
+    again = ["push", celeba_runs["ae"].path, "alice/faces", "--dry-run", "--out", out]
     code, _, err = run_cli(capsys, *again)
     assert code == 2 and "already exists; pass --overwrite" in err
     code, stdout, _ = run_cli(capsys, *again, "--overwrite", "--dataset", "synthetic")

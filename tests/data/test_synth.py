@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from facegen.data.celeba import (
     LANDMARK_FILE,
     LANDMARK_NAMES,
     PARTITION_FILE,
+    SYNTH_MARKER,
 )
 from facegen.data.synth import SynthConfig, render_face, synthesize
 from facegen.errors import FacegenError
@@ -62,8 +64,9 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_layout_matches_celeba(written: Path) -> None:
     names = [f"{i:06d}.jpg" for i in range(1, 17)]
     assert sorted(p.name for p in written.iterdir()) == sorted(
-        [IMAGE_FOLDER, ATTRIBUTE_FILE, IDENTITY_FILE, PARTITION_FILE, LANDMARK_FILE]
+        [IMAGE_FOLDER, ATTRIBUTE_FILE, IDENTITY_FILE, PARTITION_FILE, LANDMARK_FILE, SYNTH_MARKER]
     )
+    assert json.loads((written / SYNTH_MARKER).read_text())["facegen_synthetic_faces"]["n"] == 16
     assert sorted(p.name for p in (written / IMAGE_FOLDER).iterdir()) == names
     for name in names:
         with Image.open(written / IMAGE_FOLDER / name) as image:

@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from facegen.errors import FacegenError
 from facegen.models import MODELS, build_model, load_model, save_model
+from facegen.models.ae import AutoencoderOutput
 from facegen.models.base import FaceModel
 
 ALL = MODELS.names()
@@ -133,6 +134,24 @@ def test_adversarial_autoencoder_critic_scores_patches_and_returns_features() ->
         build_model("aegan", tiny("aegan", d_layers=4))
 
 
+@pytest.mark.parametrize("name", ENCODERS)
+def test_every_autoencoder_forward_returns_the_same_fields(name: str) -> None:
+    """AE, VAE and AEGAN are called alike, (images, generator), and answer alike: what a
+    training objective reads is there under the same name whichever model it trains."""
+    model = build_model(name, tiny(name)).eval()
+    x = images(3)
+    output = model(x, seeded(0))
+    assert isinstance(output, AutoencoderOutput)
+    assert output.logits.shape == x.shape and output.mu.shape == (3, 16)
+    assert torch.equal(output.mu, model.encode(x))
+    if name == "vae":
+        assert output.logvar is not None and output.logvar.shape == (3, 16)
+    else:  # no noise: forward is the reconstruction, the generator changes nothing
+        assert output.logvar is None
+        assert torch.equal(torch.tanh(output.logits), model.reconstruct(x))
+        assert torch.equal(model(x).logits, output.logits)
+
+
 def test_vae_forward_draws_reproducible_noise() -> None:
     model = build_model("vae", tiny("vae")).eval()
     x = images(4)
@@ -173,8 +192,7 @@ def test_gradients_reach_every_weight(name: str) -> None:
         # Squared, so that no weight's gradients cancel between real and fake.
         critic(torch.cat([x, fake])).square().mean().backward()
     else:
-        output = model(x)
-        logits = output[0] if isinstance(output, tuple) else output
+        logits = model(x).logits
         F.mse_loss(torch.tanh(logits), x).backward()
     for module in modules:
         for key, parameter in module.named_parameters():
@@ -208,8 +226,7 @@ def test_bfloat16_autocast_forward_and_backward(name: str) -> None:
         if model.is_gan:
             loss = model.make_discriminator().train()(decoded).mean()
         else:
-            output = model(x)
-            logits = output[0] if isinstance(output, tuple) else output
+            logits = model(x).logits
             loss = F.mse_loss(torch.tanh(logits), x)
     assert decoded.dtype == torch.bfloat16  # autocast did take effect
     assert (decoded.float() - reference).abs().max() < 0.1
@@ -251,6 +268,11 @@ def test_config_mistakes_are_clear_errors(name: str) -> None:
         if field.endswith("width"):
             with pytest.raises(FacegenError, match=field):
                 build_model(name, tiny(name, **{field: 0}))
+    # A type mistake is named before any layer sees it (not a TypeError from nn.Linear).
+    with pytest.raises(FacegenError, match=r"^latent_dim must be an int, not 12\.5$"):
+        build_model(name, tiny(name, latent_dim=12.5))
+    with pytest.raises(FacegenError, match="^image_size must be an int, not '32'$"):
+        build_model(name, tiny(name, image_size="32"))
 
 
 def test_dcgan_starts_from_its_published_initialisation() -> None:
@@ -284,8 +306,7 @@ def test_autoencoders_fit_a_few_images(name: str) -> None:
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     errors = []
     for _ in range(30):
-        output = model(x)
-        logits = output[0] if isinstance(output, tuple) else output
+        logits = model(x).logits
         loss = F.mse_loss(torch.tanh(logits), x)
         optimizer.zero_grad()
         loss.backward()

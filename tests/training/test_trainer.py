@@ -1,10 +1,16 @@
-"""The trainer: the run folder, losses that fall, exact resume, Ctrl-C, bad losses, bad input."""
+"""The trainer: the run folder, losses that fall, exact resume, Ctrl-C and SIGTERM, bad losses,
+bad input."""
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import re
 import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -17,6 +23,7 @@ from facegen.config import TrainConfig
 from facegen.errors import DataError, FacegenError
 from facegen.models import MODELS
 from facegen.training import objectives, trainer
+from facegen.training.checkpoint import checkpoint_path, list_checkpoints
 from facegen.training.machine import compile_unavailable
 from facegen.training.trainer import TrainingError, train
 from tests.conftest import tiny_config
@@ -29,15 +36,22 @@ def read_log(run):
 def ctrl_c_during_step(monkeypatch, objective: type, at: int) -> None:
     """Make ``objective``'s step of index ``at`` raise SIGINT after it runs, as a Ctrl-C
     arriving during that step would (``monkeypatch.undo()`` ends it)."""
+    signal_during_step(monkeypatch, objective, at, signal.SIGINT)
+
+
+def signal_during_step(monkeypatch, objective: type, at: int, signum: int, times: int = 1) -> None:
+    """Make ``objective``'s step of index ``at`` raise ``signum`` ``times`` times after it
+    runs, as that signal arriving during that step would (``monkeypatch.undo()`` ends it)."""
     real_step = objective.step
 
-    def step_then_interrupt(self, images, step, noise):
+    def step_then_signal(self, images, step, noise):
         logged = real_step(self, images, step, noise)
         if step == at:
-            signal.raise_signal(signal.SIGINT)
+            for _ in range(times):
+                signal.raise_signal(signum)
         return logged
 
-    monkeypatch.setattr(objective, "step", step_then_interrupt)
+    monkeypatch.setattr(objective, "step", step_then_signal)
 
 
 @pytest.mark.parametrize("model", MODELS.names())
@@ -221,12 +235,117 @@ def test_ctrl_c_saves_and_resume_finishes(faces32, tmp_path, monkeypatch):
         tiny_config("ae", faces32, steps=10, checkpoint_every=100), tmp_path / "r", progress=False
     )
     assert result.interrupted and result.step == 4
+    assert result.stop_signal == signal.SIGINT and result.exit_code == 130
     assert (tmp_path / "r" / "checkpoints" / "training-state-0000004.pt").exists()
     monkeypatch.undo()
     result = train(
         tiny_config("ae", faces32, steps=10), tmp_path / "r", resume=True, progress=False
     )
-    assert result.step == 10 and not result.interrupted
+    assert result.step == 10 and not result.interrupted and result.exit_code == 0
+
+
+def test_sigterm_saves_like_ctrl_c_and_exits_143(faces32, tmp_path, monkeypatch, capsys):
+    """What `timeout`, SLURM, Kubernetes and systemd send: the step ends, the run saves."""
+    before = signal.getsignal(signal.SIGTERM)
+    signal_during_step(monkeypatch, objectives.AutoencoderObjective, at=3, signum=signal.SIGTERM)
+    run = tmp_path / "r"
+    result = train(tiny_config("ae", faces32, steps=10, checkpoint_every=100), run, progress=False)
+    assert result.interrupted and result.step == 4
+    assert result.stop_signal == signal.SIGTERM and result.exit_code == 143
+    assert checkpoint_path(run, 4).exists() and read_log(run)[-1]["step"] == 4
+    assert "SIGTERM: stopping after this step and saving" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before  # the caller's handler is back
+
+
+@pytest.mark.parametrize(
+    ("signum", "quits"), [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, SystemExit)]
+)
+def test_a_second_signal_quits_at_once_leaving_nothing_half_written(
+    faces32, tmp_path, monkeypatch, signum, quits
+):
+    signal_during_step(monkeypatch, objectives.AutoencoderObjective, at=3, signum=signum, times=2)
+    run = tmp_path / "r"
+    with pytest.raises(quits) as stop:
+        train(tiny_config("ae", faces32, steps=10, checkpoint_every=3), run, progress=False)
+    if quits is SystemExit:
+        assert stop.value.code == 143
+    # The milestone before it, no checkpoint for the step it quit in, no temporary file.
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["training-state-0000003.pt"]
+
+
+def test_a_signal_while_the_stopped_run_saves_quits_at_once(faces32, tmp_path, monkeypatch, capsys):
+    signal_during_step(monkeypatch, objectives.AutoencoderObjective, at=3, signum=signal.SIGTERM)
+    real_save = trainer.save_training_state
+
+    def signal_then_save(run, step, state, keep):
+        if step == 4:  # the save the first SIGTERM asked for
+            signal.raise_signal(signal.SIGTERM)
+        return real_save(run, step, state, keep)
+
+    monkeypatch.setattr(trainer, "save_training_state", signal_then_save)
+    run = tmp_path / "r"
+    with pytest.raises(SystemExit) as stop:
+        train(tiny_config("ae", faces32, steps=10, checkpoint_every=3), run, progress=False)
+    assert stop.value.code == 143
+    assert "SIGTERM: quitting at once" in capsys.readouterr().err
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["training-state-0000003.pt"]
+
+
+def wait_for_log_line(run, process: subprocess.Popen, stderr, timeout: float = 120.0) -> None:
+    """Until the run has logged a step (so it is in its loop), or fail if it ended first."""
+    deadline = time.monotonic() + timeout
+    log = run / "log.jsonl"
+    while not (log.exists() and log.read_text().strip()):
+        if process.poll() is not None:
+            stderr.seek(0)
+            pytest.fail(f"the run ended first (status {process.returncode}): {stderr.read()}")
+        assert time.monotonic() < deadline, "no log line in time"
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_real_run_that_resumes_exactly(faces32, tmp_path):
+    """`facegen train` in its own process, with stderr a file (as under SLURM or in CI)."""
+    steps = 100  # ~2 s of steps: the signal lands long before the end
+    config = tiny_config("ae", faces32, steps=steps, checkpoint_every=1000, sample_every=1000)
+    preset = tmp_path / "tiny.json"
+    preset.write_text(json.dumps(config.to_dict()))
+    run = tmp_path / "run"
+    command = [sys.executable, "-m", "facegen", "train", "--config", str(preset)]
+    command += ["--data", str(faces32.path), "--out"]
+    # The same thread count as this process, so that its arithmetic matches bit for bit.
+    env = os.environ | {"OMP_NUM_THREADS": str(torch.get_num_threads())}
+    with open(tmp_path / "stderr.txt", "w+") as stderr:
+        process = subprocess.Popen(
+            [*command, str(run)], stdout=subprocess.PIPE, stderr=stderr, text=True, env=env
+        )
+        wait_for_log_line(run, process, stderr)
+        process.send_signal(signal.SIGTERM)
+        stdout, _ = process.communicate(timeout=120)
+        stderr.seek(0)
+        errors = stderr.read()
+    assert process.returncode == 143, errors
+    assert "SIGTERM: stopping after this step and saving" in errors
+    stopped = int(re.search(rf"interrupted at step (\d+) of {steps} .*; saved", stdout).group(1))
+    assert 2 <= stopped < steps
+    assert [step for step, _ in list_checkpoints(run)] == [stopped]
+    assert read_log(run)[-1]["step"] == stopped
+
+    resumed = subprocess.run(
+        [*command, str(run), "--resume"], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"trained ae for {steps} steps" in resumed.stdout
+    # Not a TTY: progress as a few plain lines, not hundreds of carriage-return redraws.
+    assert "\r" not in resumed.stderr and "\r" not in errors
+    assert 2 <= sum(line.startswith("train ae") for line in resumed.stderr.splitlines()) <= 25
+
+    train(config, tmp_path / "whole", progress=False)
+    a = load_file(tmp_path / "whole" / "model" / "model.safetensors")
+    b = load_file(run / "model" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
 
 
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_checkpoint(

@@ -12,61 +12,54 @@ torch.Size([N])
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
 
+from facegen.config import PRECISIONS, check_device
 from facegen.data.celeba import ATTRIBUTE_NAMES
-from facegen.data.packed import SIZES
 from facegen.errors import FacegenError
+from facegen.models.base import check_image_size
 from facegen.models.blocks import ConvEncoder, stage_widths
 from facegen.run import in_batches
+from facegen.settings import Settings, setting
 
 INFERENCE_BATCH = 256
 MAX_WIDTH_MULTIPLE = 8  # channels stop doubling at 8 * width (256 at the default 32)
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(Settings):
     """The network (``image_size``, ``width``, ``attribute_names``) and how it is trained.
 
     One config for both, because the caller sets them together and the training fields are
     a record worth keeping beside the weights; the network reads only the first three.
     ``image_size`` ``None`` means the data set's size and ``attribute_names`` ``None``
     every attribute that takes both values in the training split; :func:`train_classifier`
-    resolves both before it builds the network.
+    resolves both before it builds the network. Checked when made (:mod:`facegen.settings`).
     """
 
     image_size: int | None = None
-    width: int = 32
+    width: int = setting(32, at_least=1)
     attribute_names: tuple[str, ...] | None = None
     # Training
-    steps: int = 1500
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    warmup_steps: int = 50
-    seed: int = 0
+    steps: int = setting(1500, at_least=1)
+    batch_size: int = setting(64, at_least=1)
+    lr: float = setting(2e-3, above=0)
+    weight_decay: float = setting(1e-4, at_least=0)
+    warmup_steps: int = setting(50, at_least=0)
+    seed: int = setting(0, at_least=0)
     device: str = "auto"
-    precision: str = "auto"
+    precision: str = setting("auto", choices=PRECISIONS)
     flip: bool = True
     channels_last: bool = True
 
-    def validate(self) -> None:
-        """Refuse values no network or training run can use, with one line each."""
-        if self.image_size is not None and self.image_size not in SIZES:
-            sizes = ", ".join(map(str, SIZES))
-            raise FacegenError(f"image size {self.image_size} is not supported: choose {sizes}")
-        for name in ("width", "steps", "batch_size"):
-            if getattr(self, name) < 1:
-                raise FacegenError(f"{name} must be at least 1, not {getattr(self, name)}")
-        if self.lr <= 0 or self.weight_decay < 0 or self.warmup_steps < 0:
-            raise FacegenError("lr must be > 0, weight_decay and warmup_steps >= 0")
-        if self.seed < 0:
-            raise FacegenError(f"seed must not be negative, not {self.seed}")
+    def check(self) -> None:
+        """The image size and device by their own rules, and attributes by name."""
+        if self.image_size is not None:
+            check_image_size(self.image_size)
+        check_device(self.device)
         if self.attribute_names is not None:
             unknown = [name for name in self.attribute_names if name not in ATTRIBUTE_NAMES]
             if unknown or not self.attribute_names:
@@ -74,29 +67,6 @@ class ClassifierConfig:
                     f"unknown attribute {', '.join(unknown) or '(none given)'}; "
                     f"choose among: {', '.join(ATTRIBUTE_NAMES)}"
                 )
-
-    def to_dict(self) -> dict[str, Any]:
-        values = dataclasses.asdict(self)
-        if self.attribute_names is not None:
-            values["attribute_names"] = list(self.attribute_names)
-        return values
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> ClassifierConfig:
-        """Build from a dict (a saved ``config.json``), refusing fields it does not have."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise FacegenError(f"unknown classifier config field(s): {', '.join(unknown)}")
-        values = dict(values)
-        if values.get("attribute_names") is not None:
-            values["attribute_names"] = tuple(values["attribute_names"])
-        config = cls(**values)
-        config.validate()
-        return config
-
-    def replace(self, **changes: Any) -> ClassifierConfig:
-        return dataclasses.replace(self, **changes)
 
 
 class AttributeClassifier(nn.Module):

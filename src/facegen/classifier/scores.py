@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
+from facegen.batches import map_batches
 from facegen.data.loader import load_images
 from facegen.data.packed import PackedDataset
 from facegen.errors import DataError
@@ -34,9 +34,8 @@ def score_classifier(model: AttributeClassifier, data: PackedDataset) -> dict[st
     split, rows = split_rows(data)
     columns = [data.attribute_index(name) for name in model.attribute_names]
     majority = majority_labels(data.attributes[data.split_indices("train")][:, columns])
-    # A chunk at a time, so that a large split never sits in memory as floats.
-    chunks = [rows[i : i + CHUNK] for i in range(0, len(rows), CHUNK)]
-    logits = torch.cat([model.logits(load_images(data, chunk)) for chunk in chunks])  # (N, A)
+    # Logits (N, A) a chunk at a time, so that a large split never sits in memory as floats.
+    logits = map_batches(lambda chunk: model.logits(load_images(data, chunk)), rows, CHUNK)
     labels = data.attributes[rows][:, columns]
     scores = score_attributes(logits.numpy(), labels, majority, model.attribute_names)
     return {"split": split, "n_test": len(rows), "mean": mean_scores(scores), "attributes": scores}

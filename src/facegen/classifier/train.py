@@ -33,15 +33,11 @@ from facegen.classifier.scores import score_classifier, split_rows, varying_attr
 from facegen.data.loader import Batch, BatchLoader, LoaderOptions
 from facegen.data.packed import PackedDataset, open_packed
 from facegen.errors import DataError, FacegenError
-from facegen.training.machine import Precision, resolve_device, resolve_precision
+from facegen.progress import progress_bar
+from facegen.training.failures import bad_losses, loss_went_bad
+from facegen.training.machine import GradScaling, Precision, resolve_device, resolve_precision
 
 LOG_EVERY = 10
-
-
-class ClassifierTrainingError(FacegenError):
-    """Training itself failed (not the user's input): exit code 1."""
-
-    exit_code = 1
 
 
 @dataclass
@@ -185,8 +181,10 @@ def _fit(
         model.parameters(), lr=config.lr, weight_decay=config.weight_decay
     )
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _warmup_cosine(config))
-    scaler = precision.make_scaler()
-    bar = tqdm(total=config.steps, desc="train classifier", unit="step", disable=not progress)
+    scaling = GradScaling(precision)
+    bar = progress_bar(
+        total=config.steps, desc="train classifier", unit="step", disable=not progress
+    )
     window: list[torch.Tensor] = []  # losses since the last check, kept on the device
     with bar:
         for step, batch in enumerate(_endless(loader, config.steps), start=1):
@@ -195,13 +193,9 @@ def _fit(
                 logits = model(batch.images)  # (B, A)
             loss = _masked_bce(logits.float(), labels)
             optimizer.zero_grad(set_to_none=True)
-            if scaler is None:
-                loss.backward()
-                optimizer.step()
-            else:
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
+            scaling.backward(loss)
+            scaling.step(optimizer)
+            scaling.update()
             schedule.step()
             window.append(loss.detach())
             if step % LOG_EVERY == 0 or step == config.steps:
@@ -244,9 +238,6 @@ def _warmup_cosine(config: ClassifierConfig) -> Callable[[int], float]:
 
 
 def _check_loss(loss: float, step: int, bar: tqdm) -> None:
-    if not math.isfinite(loss):
-        raise ClassifierTrainingError(
-            f"the classifier's loss went bad at step {step} ({loss}); try a lower --lr "
-            "or --precision fp32"
-        )
+    if bad := bad_losses({"loss": loss}):
+        raise loss_went_bad(step, bad, "training stopped and nothing was written")
     bar.set_postfix(loss=f"{loss:.4f}", refresh=False)

@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 bad input, 130 interrupted)."""
+    """Run the CLI; returns the exit code (0 ok, 1 failure, 2 bad input, 130 interrupted,
+    143 stopped by SIGTERM)."""
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

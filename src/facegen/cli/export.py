@@ -38,8 +38,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
 
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
-    # Part and format names are not argparse choices: reading them from their registries
-    # would import torch into `facegen --help`; an unknown name gets the registry's error.
+    # Part and format names are not argparse choices: reading them from facegen.export would
+    # import torch into `facegen --help`; an unknown name gets export's one-line error.
     export = commands.add_parser(
         "export",
         help="the generator (or encoder) as an ONNX or TorchScript file",

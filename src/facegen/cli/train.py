@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 
 from facegen.cli.common import non_negative_int, positive_int
@@ -20,12 +19,18 @@ def _duration(text: str) -> float:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from facegen.config import TrainConfig, format_duration, parse_override, read_preset, resolve
+    from facegen.config import (
+        TrainConfig,
+        format_duration,
+        parse_override,
+        resolve_run,
+        with_sets,
+    )
     from facegen.data.packed import open_packed
     from facegen.models import build_model
-    from facegen.training.trainer import model_config_for, resolve_for_run, train
+    from facegen.training.trainer import model_config_for, train
 
-    overrides = {
+    flags = {
         "model": args.model,
         "data": args.data,
         "steps": args.steps,
@@ -40,42 +45,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
         "channels_last": False if args.no_channels_last else None,
         "log": args.log,
     }
-    sets = [parse_override(text) for text in args.set]
-    if args.resume:
-        if args.config or args.model or sets:
-            raise FacegenError(
-                "--resume continues a run with its own config: drop --config, "
-                "--model and --set (only --steps/--epochs/--time-budget/--data/--log may change)"
-            )
-        length = {"steps": args.steps, "epochs": args.epochs, "time_budget": args.time_budget}
-        config = resolve_for_run(
-            TrainConfig(**length, data=args.data or "", log=args.log or TrainConfig.log),
-            args.out,
-            resume=True,
-        )
-    else:
-        if not args.data:
-            raise FacegenError("--data is required: a folder made by facegen data prepare")
-        preset: dict = {}
-        if args.config:
-            preset = read_preset(args.config)
-            if args.model and preset.get("model", args.model) != args.model:
-                raise FacegenError(
-                    f"--model {args.model} contradicts the preset's model {preset.get('model')!r}"
-                )
-        else:
-            name = f"{args.model or 'vae'}-{open_packed(args.data).size}"
-            with contextlib.suppress(FacegenError):
-                preset = read_preset(name)
-        config = resolve(preset, overrides, sets)
-        set_keys = {key for key, _ in sets}
-        if (
-            args.time_budget
-            and not ({"steps", "epochs"} & set_keys)
-            and not (args.steps or args.epochs)
-        ):
-            # "Train for the time I have": the preset's length no longer applies.
-            config = config.replace(steps=None, epochs=None)
+    given = {key: value for key, value in flags.items() if value is not None}
+    changes = with_sets(given, [parse_override(text) for text in args.set])
+    TrainConfig.refuse_unknown(changes)  # before they become keywords: --set out=x is a typo
+    if not args.resume and not args.data:
+        raise FacegenError("--data is required: a folder made by facegen data prepare")
+    # The rules (which preset, what --time-budget replaces, what --resume may change) are
+    # facegen.config's, the same for a notebook.
+    config = resolve_run(preset=args.config, out=args.out, resume=args.resume, **changes)
     if args.dry_run:
         model = build_model(config.model, model_config_for(config, open_packed(config.data)))
         parameters = sum(p.numel() for p in model.parameters())
@@ -97,13 +74,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
     minutes, seconds = divmod(int(result.seconds), 60)
     how = f"{result.precision} on {result.device}"
     if result.rank != 0:
-        return 130 if result.interrupted else 0
+        return result.exit_code
     if result.interrupted:
         print(
             f"interrupted at step {result.step} of {result.total_steps} ({how}); saved. "
             f"Continue with: facegen train --resume --out {result.run}"
         )
-        return 130
+        return result.exit_code  # 130 after Ctrl-C, 143 after SIGTERM
     if result.time_budget_spent:
         how = f"time budget {format_duration(config.time_budget or 0)} spent; {how}"
     print(f"trained {config.model} for {result.step} steps in {minutes}m{seconds:02d}s ({how})")
@@ -122,9 +99,9 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         help="train a model on a packed data set",
         description="Train an autoencoder, VAE or GAN into a run folder (config.json, "
         "model/, checkpoints/, log.jsonl, samples/, loss.png). Settings come from a preset "
-        "(default: MODEL-SIZE, e.g. vae-64), then these flags, then --set. Ctrl-C saves and "
-        "stops; --resume continues exactly. Under torchrun --nproc_per_node=N it trains "
-        "with DistributedDataParallel.",
+        "(default: MODEL-SIZE, e.g. vae-64), then these flags, then --set. Ctrl-C or SIGTERM "
+        "saves and stops (exit 130 / 143); --resume continues exactly. Under torchrun "
+        "--nproc_per_node=N it trains with DistributedDataParallel.",
     )
     train.add_argument("--out", required=True, metavar="RUN", help="run folder")
     train.add_argument("--data", metavar="DATA", help="packed data set (facegen data prepare)")
@@ -173,7 +150,13 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "it with tensorboard --logdir runs/; needs facegen[tensorboard]); default none. With "
         "--resume it turns tracking on for the rest of the run",
     )
-    train.add_argument("--resume", action="store_true", help="continue RUN from its checkpoint")
+    train.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue RUN from its checkpoint with its saved config: add it to the command "
+        "that started the run, or give only --out; --steps/--epochs/--time-budget/--data/--log/"
+        "--device may change, any other flag must equal the saved value",
+    )
     train.add_argument("--overwrite", action="store_true", help="replace RUN if it exists")
     train.add_argument("--dry-run", action="store_true", help="print the config, write nothing")
     train.add_argument("--quiet", action="store_true", help="no progress bar")

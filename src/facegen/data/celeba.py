@@ -35,6 +35,8 @@ ALIGNED_WIDTH = 178
 ALIGNED_HEIGHT = 218
 
 IMAGE_FOLDER = "img_align_celeba"
+# Written by `facegen data synth` beside the images: the faces are drawn, not CelebA's.
+SYNTH_MARKER = "facegen-synth.json"
 ATTRIBUTE_FILE = "list_attr_celeba.txt"
 IDENTITY_FILE = "identity_CelebA.txt"
 PARTITION_FILE = "list_eval_partition.txt"

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
 from facegen import __version__
 from facegen.data.align import NO_FACE
@@ -35,6 +34,7 @@ from facegen.data.packed import (
 from facegen.data.sources import ImageReader, ImageSource, open_source
 from facegen.errors import DataError, FacegenError
 from facegen.files import atomic_directory
+from facegen.progress import progress_bar
 
 # Images per worker task: small enough for a live progress bar, large enough that task
 # overhead stays well under 1% of decoding time.
@@ -218,7 +218,9 @@ def _decode_all(
     items = list(enumerate(names))
     tasks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
     failures: dict[int, str] = {}
-    bar = tqdm(total=len(names), desc="packing", unit="img", disable=not progress, smoothing=0.1)
+    bar = progress_bar(
+        total=len(names), desc="packing", unit="img", disable=not progress, smoothing=0.1
+    )
     with bar:
         if workers == 1:
             global _worker

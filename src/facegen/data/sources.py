@@ -25,6 +25,7 @@ from facegen.data.celeba import (
     ATTRIBUTE_NAMES,
     IMAGE_FOLDER,
     LANDMARK_NAMES,
+    SYNTH_MARKER,
     AnnotationTable,
     parse_annotations,
 )
@@ -62,7 +63,8 @@ def _open_zip(path: str) -> zipfile.ZipFile:
 class ImageSource:
     """A listed source: image names in a stable order and their annotations, row-aligned."""
 
-    kind: str  # celeba, celeba-zip, celeba-kaggle, folder, folder-zip
+    # celeba, celeba-zip, celeba-kaggle, synthetic (`facegen data synth`), folder, folder-zip
+    kind: str
     location: Path
     reader: ImageReader
     filenames: list[str]
@@ -95,6 +97,8 @@ def open_source(path: str | Path) -> ImageSource:
     root, image_dir = _find_celeba_images(path)
     if image_dir is not None:
         kind = "celeba-kaggle" if image_dir.parent.name == IMAGE_FOLDER else "celeba"
+        if (root / SYNTH_MARKER).is_file():
+            kind = "synthetic"  # `facegen data synth`: CelebA's layout, drawn faces
         names = sorted(_list_images(image_dir, recursive=False))
         annotations = _annotation_texts_on_disk([root, image_dir.parent])
         return _build(kind, path, ImageReader(folder=str(image_dir)), names, True, annotations)

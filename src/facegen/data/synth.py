@@ -17,6 +17,7 @@ image i does not depend on how many images are asked for.
 from __future__ import annotations
 
 import colorsys
+import dataclasses
 import functools
 import math
 import multiprocessing
@@ -26,12 +27,12 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm import tqdm
 
-from facegen.data.celeba import ATTRIBUTE_NAMES, IMAGE_FOLDER, write_annotations
+from facegen.data.celeba import ATTRIBUTE_NAMES, IMAGE_FOLDER, SYNTH_MARKER, write_annotations
 from facegen.data.synth_draw import Color, Identity, Look, draw_face
 from facegen.errors import FacegenError
-from facegen.files import atomic_directory
+from facegen.files import atomic_directory, write_json
+from facegen.progress import progress_bar
 
 JPEG_QUALITY = 90
 # Share of images per partition (train, valid, test), as in CelebA: 162,770 / 19,867 / 19,962.
@@ -431,7 +432,7 @@ def synthesize(
         folder.mkdir()
         chunk = max(1, min(64, math.ceil(n / (workers * 8))))
         tasks = [(folder, config, range(i, min(i + chunk, n))) for i in range(0, n, chunk)]
-        with tqdm(total=n, desc="synth", unit="img", disable=not progress) as bar:
+        with progress_bar(total=n, desc="synth", unit="img", disable=not progress) as bar:
             if workers == 1 or len(tasks) == 1:
                 results = map(_write_chunk, tasks)
                 pool = None
@@ -458,4 +459,7 @@ def synthesize(
             partitions=partitions,
             landmarks=landmarks,
         )
+        # What the folder is, for those who read it later (a model card's license): CelebA's
+        # layout, but none of CelebA's images or terms.
+        write_json(tmp / SYNTH_MARKER, {"facegen_synthetic_faces": dataclasses.asdict(config)})
     return out

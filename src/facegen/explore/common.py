@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
+from facegen.batches import map_batches
 from facegen.data.loader import load_images
 from facegen.data.packed import PackedDataset, open_packed
 from facegen.errors import FacegenError
@@ -55,9 +55,12 @@ def encode_rows(
     CelebA split never sits in memory as floats."""
     require_encoder(run, "encoding faces")
     check_data(run, data)
-    chunks = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
-    bar = tqdm(chunks, desc="encoding", unit="batch", disable=not progress or len(chunks) < 2)
-    return torch.cat([run.encode(load_images(data, chunk), batch_size) for chunk in bar])
+    return map_batches(
+        lambda chunk: run.encode(load_images(data, chunk), batch_size),
+        rows,
+        batch_size,
+        progress="encoding" if progress else None,
+    )
 
 
 def run_data(run: Run, path: str | Path | None = None) -> PackedDataset:

@@ -24,18 +24,16 @@ from facegen.data.decode import Crop, decode_face, describe_error
 from facegen.data.loader import from_uint8, to_uint8
 from facegen.errors import FacegenError
 from facegen.explore.common import require_encoder
-from facegen.registry import Registry
+from facegen.registry import choose
 from facegen.run import Run
 from facegen.viz.grid import image_grid, labelled_grid
 
 Interpolation = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
-INTERPOLATIONS: Registry[Interpolation] = Registry("interpolation method")
 # Below this angle (radians) between the ends, slerp's sin(angle) divides by almost zero;
 # the arc is then a straight line for all purposes.
 PARALLEL_ANGLE = 1e-4
 
 
-@INTERPOLATIONS.register("lerp")
 def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Straight lines: ends (N, D) and fractions (T,) -> (N, T, D); t=0 is ``a``, t=1 ``b``."""
     a64, b64, t64 = a.double()[:, None], b.double()[:, None], t.double()[None, :, None]
@@ -43,7 +41,6 @@ def lerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     return _exact_ends(path, a, b, t)
 
 
-@INTERPOLATIONS.register("slerp")
 def slerp(a: torch.Tensor, b: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """Great circles: ends (N, D) and fractions (T,) -> (N, T, D). The angle moves evenly
     from ``a`` to ``b`` while the norm goes linearly from |a| to |b|."""
@@ -70,6 +67,10 @@ def _exact_ends(path: torch.Tensor, a: torch.Tensor, b: torch.Tensor, t: torch.T
     path[:, t == 0] = a[:, None]
     path[:, t == 1] = b[:, None]
     return path
+
+
+# The two paths there are between two latents, chosen with --method: a dict, not a registry.
+INTERPOLATIONS: dict[str, Interpolation] = {"lerp": lerp, "slerp": slerp}
 
 
 @dataclass
@@ -157,7 +158,7 @@ def interpolate(
         raise FacegenError(f"an interpolation needs at least 2 steps, not {steps}")
     if pairs < 1:
         raise FacegenError(f"pairs must be at least 1, not {pairs}")
-    walk_between = INTERPOLATIONS.get(method)
+    walk_between = choose(INTERPOLATIONS, method, "interpolation method")
     fractions = torch.linspace(0, 1, steps, dtype=torch.float64)
     photo_images = None
     if photos is not None:

@@ -22,15 +22,17 @@ import torch
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from facegen.batches import row_slices
 from facegen.data.packed import PackedDataset
 from facegen.errors import DataError, FacegenError
 from facegen.explore.common import check_data, encode_rows, pick_rows, require_encoder
-from facegen.files import atomic_path
-from facegen.registry import Registry
+from facegen.registry import choose
 from facegen.run import Run
+from facegen.viz.plots import save_figure
 
 IDENTITY = "identity"
 NEIGHBOURS = 5
+KNN_ROWS = 1024  # points whose neighbours are found at once: a (KNN_ROWS, N) distance matrix
 # Identities drawn in their own colour (tab20 has 20); the rest are drawn small and grey.
 COLOURED_IDENTITIES = 20
 UNKNOWN_GREY = "#bdbdbd"
@@ -47,9 +49,6 @@ class Projection:
     project: Callable[[np.ndarray, int], np.ndarray]
     axis_label: str
     default_n: int | None = None
-
-
-PROJECTIONS = Registry[Projection]("projection")
 
 
 def pca_2d(latents: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -82,10 +81,13 @@ def tsne_2d(latents: np.ndarray, seed: int = 0) -> np.ndarray:
     return tsne.fit_transform(latents).astype(np.float64)
 
 
-PROJECTIONS.register("pca")(Projection(pca_2d, "principal axis"))
-# Barnes-Hut t-SNE takes about half a minute for 2,000 points on 2 cores and grows faster
-# than N; a random 2,000 of a CelebA-sized split already shows the clusters.
-PROJECTIONS.register("tsne")(Projection(tsne_2d, "t-SNE axis", default_n=2000))
+# The two the CLI offers (--method pca|tsne, argparse choices): a dict, not a registry.
+PROJECTIONS: dict[str, Projection] = {
+    "pca": Projection(pca_2d, "principal axis"),
+    # Barnes-Hut t-SNE takes about half a minute for 2,000 points on 2 cores and grows faster
+    # than N; a random 2,000 of a CelebA-sized split already shows the clusters.
+    "tsne": Projection(tsne_2d, "t-SNE axis", default_n=2000),
+}
 
 
 def knn_accuracy(
@@ -107,16 +109,17 @@ def knn_accuracy(
     squared = (x * x).sum(dim=1)
     correct = 0
     # Row chunks keep the distance matrix at (chunk, N): a CelebA test split has 20k faces.
-    for start in range(0, n, 1024):
-        chunk = x[start : start + 1024]
-        distances = squared[start : start + len(chunk), None] + squared[None] - 2 * chunk @ x.T
-        distances[torch.arange(len(chunk)), torch.arange(start, start + len(chunk))] = np.inf
+    for rows in row_slices(n, KNN_ROWS):
+        chunk = x[rows]
+        distances = squared[rows, None] + squared[None] - 2 * chunk @ x.T
+        within = torch.arange(len(chunk))
+        distances[within, rows.start + within] = np.inf  # each point is not its own neighbour
         nearest = distances.topk(k, dim=1, largest=False).indices  # (chunk, k), nearest first
         votes = labels[nearest]  # (chunk, k)
         # Each neighbour's label count among the k; argmax picks the nearest of the winners.
         counts = (votes[:, :, None] == votes[:, None, :]).sum(dim=2)
-        predicted = votes[torch.arange(len(chunk)), counts.argmax(dim=1)]
-        correct += int((predicted == labels[start : start + len(chunk)]).sum())
+        predicted = votes[within, counts.argmax(dim=1)]
+        correct += int((predicted == labels[rows]).sum())
     return correct / n
 
 
@@ -202,7 +205,7 @@ def latent_map(
     """
     require_encoder(run, "latent-map")
     check_data(run, data)
-    projection = PROJECTIONS.get(method)
+    projection = choose(PROJECTIONS, method, "projection")
     if n is not None and n < 1:
         raise FacegenError(f"n must be at least 1, not {n}")
     all_labels = _labels(data, color_by)
@@ -303,8 +306,7 @@ def save_latent_map(result: LatentMap, path: str | Path, title: str | None = Non
     identities as the 20 with most faces in their own colours and the rest grey. ``title``
     replaces the first title line; the second always gives the k-NN score against chance.
     The same result gives the same bytes."""
-    path = Path(path)
-    projection = PROJECTIONS.get(result.method)
+    projection = choose(PROJECTIONS, result.method, "projection")
     figure = Figure(figsize=(7, 6))
     axis = figure.add_subplot()
     size = _marker_size(len(result.points))
@@ -320,7 +322,4 @@ def save_latent_map(result: LatentMap, path: str | Path, title: str | None = Non
     axis.set_ylabel(f"{projection.axis_label} 2")
     axis.grid(alpha=0.25)
     figure.tight_layout()
-    with atomic_path(path) as tmp:
-        # No Software key: matplotlib's version string would change the bytes across installs.
-        figure.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
-    return path
+    return save_figure(figure, path)

@@ -22,10 +22,10 @@ from facegen.data.loader import load_images, to_uint8
 from facegen.data.packed import PackedDataset
 from facegen.errors import FacegenError
 from facegen.explore.common import check_data, encode_rows, pick_rows
-from facegen.files import atomic_path
 from facegen.losses import kl_per_dimension
 from facegen.run import Run, in_batches
 from facegen.viz.grid import labelled_grid
+from facegen.viz.plots import save_figure
 
 # Test faces whose latents set the ranking and the spread: enough for stable statistics.
 STATISTICS_FACES = 2000
@@ -84,9 +84,7 @@ def save_kl_plot(kl: torch.Tensor, path: str | Path, title: str = "") -> Path:
     active = int((kl > ACTIVE_KL).sum())
     axis.set_title(title or f"{active} of {len(values)} dimensions active (KL > {ACTIVE_KL})")
     figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
-    return Path(path)
+    return save_figure(figure, path)
 
 
 def _vae_statistics(run: Run, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

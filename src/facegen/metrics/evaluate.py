@@ -176,7 +176,8 @@ class EvalContext:
     @cached_property
     def train_rows(self) -> np.ndarray:
         """Training faces for memorization in feature space: as many as the reference
-        (features cost about 0.1 s each on a CPU); pixel distances use the whole split."""
+        (Inception features are the slow part on a CPU: README, Metrics, **Speed**); pixel
+        distances use the whole split."""
         return pick_rows(self.data, "train", len(self.real_rows), REFERENCE_SEED)
 
     def cached_features(self, split: str, rows: np.ndarray) -> np.ndarray:

@@ -32,10 +32,10 @@ Two backends run the network on that input; the resize and range change
 network's arithmetic differs (a few 1e-6 apart; the tests hold them to 1e-4):
 
 - ``torch``: the TorchScript module, frozen (``torch.jit.freeze`` + ``optimize_for_inference``)
-  and fed channels_last input. On 2 cores about 15 images/s against 12 for the plain call at
-  the same batch size, with features equal to it within 1e-5 (``benchmarks/bench_inception.py``;
-  an earlier measurement had 9.4 against 6.7). A batch size not seen before costs a second or
-  two once, while oneDNN builds its kernels for it. It runs on every device.
+  and fed channels_last input: faster on a CPU than the plain call at the same batch size,
+  with features equal to it within 1e-5 (the measured speed is in the README's Metrics
+  section; ``benchmarks/bench_inception.py`` measures it). A batch size not seen before costs
+  a second or two once, while oneDNN builds its kernels for it. It runs on every device.
 - ``onnxruntime``: the same TorchScript file converted once to ONNX by torch's TorchScript
   exporter (``torch.onnx.export(..., dynamo=False)``), checked against the TorchScript module
   before it is kept, and cached as ``inception-SHA1-onnxN.onnx`` (SHA1: the source file's)
@@ -67,10 +67,10 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from facegen.errors import FacegenError
 from facegen.files import atomic_path
+from facegen.progress import progress_bar
 from facegen.training.machine import resolve_device
 
 INPUT_SIZE = 299
@@ -494,7 +494,7 @@ class InceptionFeatures:
             raise ValueError(f"Inception features take (N, H, W, 3) images, got {images.shape}")
         count = images.shape[0]
         out = np.empty((count, FEATURE_DIM), np.float32)
-        bar = tqdm(total=count, desc="inception", unit="img", disable=not progress)
+        bar = progress_bar(total=count, desc="inception", unit="img", disable=not progress)
         with bar, _full_float32(self.device):
             for start in range(0, count, batch_size):
                 batch = images[start : start + batch_size]

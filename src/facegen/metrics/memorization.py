@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from facegen.files import atomic_path
 from facegen.metrics.neighbours import nearest_neighbours
 from facegen.viz.grid import labelled_grid
+from facegen.viz.plots import save_figure
 
 
 @dataclass
@@ -122,6 +122,4 @@ def save_distance_plot(result: Memorization, path: str | Path, title: str = "") 
         axis.grid(alpha=0.3)
     figure.suptitle(title or "distance to the nearest training image")
     figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=100, metadata={"Software": None})
-    return Path(path)
+    return save_figure(figure, path)

@@ -21,6 +21,8 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from facegen.batches import row_slices
+
 Rows = np.ndarray | torch.Tensor  # (N, ...) numpy (a memory map is fine) or torch
 
 
@@ -107,13 +109,6 @@ def mean_row(rows: Rows, batch_size: int, *, device: str | torch.device) -> torc
     for part in row_slices(len(rows), batch_size):
         total = total + rows_block(rows, part, device, torch.float64).sum(0)
     return (total / len(rows)).float()
-
-
-def row_slices(count: int, batch_size: int) -> Iterator[slice]:
-    """Consecutive slices of ``batch_size`` rows covering ``count`` rows."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be positive, got {batch_size}")
-    return (slice(start, start + batch_size) for start in range(0, count, batch_size))
 
 
 def _check_rows(queries: Rows, references: Rows) -> None:

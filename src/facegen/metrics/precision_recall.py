@@ -16,13 +16,8 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from facegen.metrics.neighbours import (
-    check_feature_sets,
-    k_nearest,
-    reference_blocks,
-    row_slices,
-    rows_block,
-)
+from facegen.batches import row_slices
+from facegen.metrics.neighbours import check_feature_sets, k_nearest, reference_blocks, rows_block
 
 
 class PrecisionRecall(NamedTuple):

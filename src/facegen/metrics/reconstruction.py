@@ -27,7 +27,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from facegen.metrics.neighbours import row_slices
+from facegen.batches import row_slices
 
 Images = np.ndarray | torch.Tensor  # uint8 (B, H, W, C)
 BATCH_SIZE = 256

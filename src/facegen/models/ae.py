@@ -12,6 +12,7 @@ fitted on the latents (a GMM) is the way to get faces from it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -21,6 +22,15 @@ from facegen.models.base import FaceModel, ModelConfig
 from facegen.models.blocks import ConvDecoder, ConvEncoder, stage_widths
 
 MAX_WIDTH_MULTIPLE = 16  # 32 -> 512 channels at 128x128, the widest stage
+
+
+class AutoencoderOutput(NamedTuple):
+    """What every autoencoder's ``forward(x, generator)`` returns (AE, VAE, AEGAN): the
+    training objectives read it, and DDP trains through ``forward``."""
+
+    logits: torch.Tensor  # (B, 3, S, S): the reconstruction before tanh, what a loss needs
+    mu: torch.Tensor  # (B, latent_dim): the latents (a VAE's posterior mean, float32)
+    logvar: torch.Tensor | None  # (B, latent_dim): a VAE's posterior log-variance; AE: None
 
 
 @dataclass
@@ -36,8 +46,8 @@ class AEConfig(ModelConfig):
 class AE(FaceModel):
     """Convolutional autoencoder.
 
-    ``forward(x)`` returns the reconstruction's logits (pre-tanh), which is what a loss
-    needs; ``reconstruct(x)`` returns images.
+    ``forward(x)`` returns an :class:`AutoencoderOutput`, whose ``logits`` (the
+    reconstruction before tanh) are what a loss needs; ``reconstruct(x)`` returns images.
     """
 
     name = "ae"
@@ -68,5 +78,10 @@ class AE(FaceModel):
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.decode_logits(z))  # (B, 3, S, S) in [-1, 1]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode_logits(self.encode(x))  # (B, 3, S, S) logits
+    def forward(
+        self, x: torch.Tensor, generator: torch.Generator | None = None
+    ) -> AutoencoderOutput:
+        """Images -> (reconstruction logits, latents, None). ``generator`` is unused: an AE
+        draws no noise; it is there so that every autoencoder is called alike."""
+        z = self.encode(x)  # (B, latent_dim)
+        return AutoencoderOutput(self.decode_logits(z), z, None)

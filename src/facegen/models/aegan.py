@@ -46,8 +46,8 @@ class AEGANConfig(AEConfig):
     d_width: int = 32
     d_layers: int = 3
 
-    def validate(self) -> None:
-        super().validate()
+    def check(self) -> None:
+        super().check()
         if self.d_layers > stage_count(self.image_size):
             raise FacegenError(
                 f"d_layers {self.d_layers} is too many for {self.image_size}x"

@@ -12,49 +12,39 @@ from __future__ import annotations
 import dataclasses
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import torch
 from torch import nn
 
 from facegen.data.packed import SIZES
 from facegen.errors import FacegenError
+from facegen.settings import Settings
 
 
 @dataclass
-class ModelConfig:
-    """Fields every model shares; each model subclasses it with its own."""
+class ModelConfig(Settings):
+    """Fields every model shares; each model subclasses it with its own. Checked when made
+    (:mod:`facegen.settings`): every field an int, ``image_size`` one facegen has networks
+    for, and every other int a size (latents, channels) of at least 1."""
 
     image_size: int = 64
     latent_dim: int = 128
 
-    def validate(self) -> None:
-        if self.image_size not in SIZES:
-            sizes = ", ".join(map(str, SIZES))
-            raise FacegenError(f"image size {self.image_size} is not supported: choose {sizes}")
-        # Every other integer field of a model config is a size (latents, channels).
+    def check(self) -> None:
+        check_image_size(self.image_size)
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
             if field.name != "image_size" and isinstance(value, int) and value < 1:
                 raise FacegenError(f"{field.name} must be at least 1, not {value}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
-        """Build from a dict, refusing keys this model does not have (a typo in a preset
-        should not be silently ignored)."""
-        names = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - names)
-        if unknown:
-            raise FacegenError(
-                f"unknown {cls.__name__} field{'s' * (len(unknown) > 1)}: {', '.join(unknown)}"
-                f"; known: {', '.join(sorted(names))}"
-            )
-        config = cls(**values)
-        config.validate()
-        return config
+def check_image_size(size: int) -> None:
+    """Refuse an image side that facegen's networks and packed data sets do not have."""
+    if size not in SIZES:
+        raise FacegenError(
+            f"image size {size} is not supported: choose {', '.join(map(str, SIZES))}"
+        )
 
 
 class FaceModel(nn.Module, ABC):

@@ -30,7 +30,18 @@ def stage_widths(image_size: int, width: int, max_multiple: int) -> list[int]:
     >>> stage_widths(128, 64, 8)
     [64, 128, 256, 512, 512]
     """
-    return [width * min(2**index, max_multiple) for index in range(stage_count(image_size))]
+    return doubling_widths(width, stage_count(image_size), max_multiple)
+
+
+def doubling_widths(width: int, count: int, max_multiple: int) -> list[int]:
+    """``count`` channel widths doubling from ``width``, capped at ``max_multiple * width``:
+    :func:`stage_widths`, for a network with another number of stages (SNGAN's generator
+    has one width more, for the 4x4 map it starts from).
+
+    >>> doubling_widths(16, 6, 16)
+    [16, 32, 64, 128, 256, 256]
+    """
+    return [width * min(2**index, max_multiple) for index in range(count)]
 
 
 class ConvEncoder(nn.Module):

@@ -26,11 +26,12 @@ the Lipschitz bound and mix the samples of a batch).
 
 The default widths (16 and 16) are chosen for cost: one training image (critic forward and
 backward on real and fake, generator forward and backward) costs 1.8 GFLOP against the
-classic 64-filter DCGAN's 2.5, and measured 1.2x DCGAN's CPU time in float32 and 0.8x with
-channels_last + bfloat16 (``benchmarks/bench_models.py``). Cost grows with the square of
-the widths, and widths that are not multiples of 16 run poorly on CPU kernels: either width
-at 24 measured about 1.8x DCGAN, at 32 about 2.5-3x. On a GPU, take 64 and 64 (Mimicry's
-SNGAN-64).
+classic 64-filter DCGAN's 2.5, and about DCGAN's CPU time in float32 and less with
+channels_last + bfloat16. Cost grows with the square of the widths, and widths that are not
+multiples of 16 run poorly on CPU kernels: 24 costs well beyond its FLOPs. The measured
+times are in the README (Training, **Speed**); ``benchmarks/bench_models.py`` measures them
+(``--models sngan --set g_width=24 --set d_width=24`` for other widths). On a GPU, take 64
+and 64 (Mimicry's SNGAN-64).
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from facegen.models import MODELS
 from facegen.models.base import GANModel, ModelConfig
-from facegen.models.blocks import BASE_SIDE, stage_count
+from facegen.models.blocks import BASE_SIDE, doubling_widths, stage_count, stage_widths
 
 MAX_WIDTH_MULTIPLE = 16
 RELU_GAIN = math.sqrt(2)
@@ -62,11 +63,6 @@ class SNGANConfig(ModelConfig):
     latent_dim: int = 128
     g_width: int = 16
     d_width: int = 16
-
-
-def widths_from(width: int, count: int) -> list[int]:
-    """``count`` widths doubling from ``width``, capped at 16x."""
-    return [width * min(2**index, MAX_WIDTH_MULTIPLE) for index in range(count)]
 
 
 def glorot(layer: nn.Conv2d | nn.Linear, gain: float = 1.0) -> None:
@@ -127,7 +123,7 @@ class SNGANDiscriminator(nn.Module):
 
     def __init__(self, config: SNGANConfig) -> None:
         super().__init__()
-        widths = widths_from(config.d_width, stage_count(config.image_size))
+        widths = stage_widths(config.image_size, config.d_width, MAX_WIDTH_MULTIPLE)
         channels = [3, *widths]
         self.blocks = nn.Sequential(
             *(
@@ -155,7 +151,8 @@ class SNGAN(GANModel):
 
     def __init__(self, config: SNGANConfig) -> None:
         super().__init__(config)
-        widths = widths_from(config.g_width, stage_count(config.image_size) + 1)[::-1]
+        count = stage_count(config.image_size) + 1  # a width per resolution, S down to 4x4
+        widths = doubling_widths(config.g_width, count, MAX_WIDTH_MULTIPLE)[::-1]
         self.top = widths[0]  # channels of the 4x4 map
         self.project = nn.Linear(config.latent_dim, self.top * BASE_SIDE * BASE_SIDE)
         self.blocks = nn.Sequential(*(GeneratorBlock(cin, cout) for cin, cout in pairwise(widths)))

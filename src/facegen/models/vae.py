@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from facegen.models import MODELS
-from facegen.models.ae import AE, AEConfig
+from facegen.models.ae import AE, AEConfig, AutoencoderOutput
 
 # exp(logvar) overflows float32 past logvar ~ 88 (inf, then NaN gradients), and an early,
 # diverging encoder can get there; below -30 the variance (1e-13) is zero for all purposes.
@@ -53,11 +53,11 @@ class VAE(AE):
 
     def forward(
         self, x: torch.Tensor, generator: torch.Generator | None = None
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Images -> (reconstruction logits (B, 3, S, S), mu, logvar), decoding
-        ``z = mu + exp(logvar / 2) * noise`` (the reparameterisation trick)."""
+    ) -> AutoencoderOutput:
+        """Images -> (reconstruction logits (B, 3, S, S), mu, logvar), as the AE's forward
+        but decoding ``z = mu + exp(logvar / 2) * noise`` (the reparameterisation trick)."""
         mu, logvar = self.encode_distribution(x)
         # Noise from a CPU generator, then moved: a seed gives the same noise on any device.
         noise = torch.randn(mu.shape, generator=generator).to(mu.device)  # (B, D)
         z = mu + torch.exp(0.5 * logvar) * noise  # (B, D)
-        return self.decode_logits(z), mu, logvar
+        return AutoencoderOutput(self.decode_logits(z), mu, logvar)

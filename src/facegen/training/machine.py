@@ -15,6 +15,7 @@ import shutil
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -40,7 +41,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """AVX512-BF16 or AMX: bf16 matrix work at about twice float32's speed (benchmarks/)."""
+    """AVX512-BF16 or AMX: bf16 matrix work faster than float32's (``benchmarks/bench_models.py``
+    measures it: its cl+bf16 column against fp32)."""
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
 
 
@@ -90,6 +92,38 @@ class Precision:
         return torch.amp.GradScaler(self.device.type) if self.name == "fp16" else None
 
 
+class GradScaling:
+    """Backward passes and optimiser steps at a :class:`Precision`, for every training loop:
+    through float16's gradient scaler (it scales the loss so that small gradients survive,
+    skips a step whose gradients overflowed, and adjusts its scale once per training step),
+    plain for fp32 and bf16. Its state belongs in a checkpoint: ``{}`` without a scaler."""
+
+    def __init__(self, precision: Precision) -> None:
+        self.scaler = precision.make_scaler()
+
+    def backward(self, loss: torch.Tensor) -> None:
+        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+
+    def step(self, optimizer: torch.optim.Optimizer) -> None:
+        """``optimizer.step()``, unscaling its gradients first under float16."""
+        if self.scaler is None:
+            optimizer.step()
+        else:
+            self.scaler.step(optimizer)
+
+    def update(self) -> None:
+        """Once per training step, after every optimiser's step."""
+        if self.scaler is not None:
+            self.scaler.update()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.scaler.state_dict() if self.scaler is not None else {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if self.scaler is not None and state:
+            self.scaler.load_state_dict(state)
+
+
 # ------------------------------------------------------------------------- distributed
 
 
@@ -121,12 +155,19 @@ class Distributed:
             dist.barrier()
 
     def any(self, flag: bool, device: torch.device) -> bool:
-        """True if ``flag`` is true on any rank (Ctrl-C or a bad loss on one stops all)."""
+        """True if ``flag`` is true on any rank (a signal or a bad loss on one stops all)."""
         if not self.enabled:
             return flag
-        value = torch.tensor([1.0 if flag else 0.0], device=device)
-        dist.all_reduce(value, op=dist.ReduceOp.MAX)
-        return bool(value.item() > 0)
+        return self.max(1.0 if flag else 0.0, device) > 0
+
+    def max(self, value: float, device: torch.device) -> float:
+        """The largest ``value`` over ranks (the signal that stopped a run, wherever it
+        arrived, so that every rank ends with the same exit code)."""
+        if not self.enabled:
+            return value
+        tensor = torch.tensor([float(value)], device=device)
+        dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+        return float(tensor.item())
 
     def mean(self, values: dict[str, float], device: torch.device) -> dict[str, float]:
         """The mean of each logged value over ranks."""

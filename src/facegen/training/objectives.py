@@ -21,7 +21,7 @@ from facegen.losses import GAN_LOSSES, RECONSTRUCTION_LOSSES, kl_divergence
 from facegen.models.base import FaceModel
 from facegen.registry import Registry
 from facegen.training.checkpoint import EMA
-from facegen.training.machine import Distributed, Precision
+from facegen.training.machine import Distributed, GradScaling, Precision
 
 OBJECTIVES: Registry[type[Objective]] = Registry("training objective")
 # What an adversarial autoencoder logs besides the reconstruction (zeros before its critic
@@ -43,7 +43,7 @@ class Objective(ABC):
         self.distributed = distributed
         self.modules: dict[str, nn.Module] = {"model": model}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
-        self.scaler = precision.make_scaler()
+        self.scaling = GradScaling(precision)
         self.ema = EMA(model, config.ema_decay) if config.ema_decay else None
         # How far the run has gone, 0 to 1 (steps or time budget, as lr_decay measures it):
         # the trainer sets it before every step for objectives whose schedule needs it.
@@ -95,18 +95,14 @@ class Objective(ABC):
                 self.ema.model.to(memory_format=memory_format)
 
     def backward(self, loss: torch.Tensor) -> None:
-        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+        self.scaling.backward(loss)
 
     def optimizer_step(self, optimizer: torch.optim.Optimizer) -> None:
-        if self.scaler is None:
-            optimizer.step()
-        else:
-            self.scaler.step(optimizer)
+        self.scaling.step(optimizer)
 
     def finish_step(self) -> None:
         """After every optimiser of the step: one scaler update, one EMA update."""
-        if self.scaler is not None:
-            self.scaler.update()
+        self.scaling.update()
         if self.ema is not None:
             self.ema.update(self.model)
 
@@ -135,7 +131,7 @@ class Objective(ABC):
         return {
             "modules": {name: m.state_dict() for name, m in self.modules.items()},
             "optimizers": {name: o.state_dict() for name, o in self.optimizers.items()},
-            "scaler": self.scaler.state_dict() if self.scaler is not None else {},
+            "scaler": self.scaling.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else {},
         }
 
@@ -144,8 +140,7 @@ class Objective(ABC):
             module.load_state_dict(state["modules"][name])
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])
-        if self.scaler is not None and state["scaler"]:
-            self.scaler.load_state_dict(state["scaler"])
+        self.scaling.load_state_dict(state["scaler"])
         if self.ema is not None and state["ema"]:
             self.ema.load_state_dict(state["ema"])
 
@@ -170,7 +165,7 @@ class AutoencoderObjective(Objective):
         self, images: torch.Tensor, step: int, noise: torch.Generator
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The loss to minimise and the values to log."""
-        logits = self.trainable("model")(images)  # (B, 3, S, S) before tanh
+        logits = self.trainable("model")(images).logits  # (B, 3, S, S) before tanh
         loss = self.reconstruction(logits, images)
         return loss, {"loss": loss.detach(), "recon": loss.detach(), "mse": _mse(logits, images)}
 
@@ -212,12 +207,6 @@ class VAEObjective(AutoencoderObjective):
             "mse": _mse(logits, images),
         }
         return loss, logged
-
-    def step(
-        self, images: torch.Tensor, step: int, noise: torch.Generator
-    ) -> dict[str, torch.Tensor]:
-        self._step = step
-        return super().step(images, step, noise)
 
 
 @OBJECTIVES.register("gan")
@@ -348,7 +337,7 @@ class AdversarialAutoencoderObjective(AutoencoderObjective):
         d_optimizer = self.optimizers["discriminator"]
         d_optimizer.zero_grad(set_to_none=True)
         with self.precision.autocast():
-            logits = model(images)  # (B, 3, S, S); its graph waits for the second phase
+            logits = model(images).logits  # (B, 3, S, S); its graph waits for the second phase
         output = logits.detach().float().requires_grad_(True)  # where the gradients meet
         paired = torch.Generator().set_state(noise.get_state())  # the real faces' augmentation
         with self.precision.autocast():

@@ -1,8 +1,10 @@
 """`facegen train`: one plain function that runs any registered model to a run folder.
 
 The loop is the same for every model; what a step does lives in its objective. Only rank 0
-writes. Every file is written atomically; Ctrl-C finishes the current step, saves and exits;
-a NaN, inf or exploding loss stops the run naming the step, keeping the last good checkpoint.
+writes. Every file is written atomically; Ctrl-C or SIGTERM (what ``timeout``, SLURM,
+Kubernetes and systemd send) finishes the current step on every rank, saves and exits (130,
+143); a NaN, inf or exploding loss stops the run naming the step, keeping the last good
+checkpoint.
 A resumed run continues exactly: the data order is a function of (seed, epoch), the noise of
 each step a function of (seed, rank, step), and the rest comes back from the checkpoint.
 """
@@ -21,20 +23,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from facegen import __version__
-from facegen.config import TrainConfig, format_duration
+from facegen.batches import map_batches
+from facegen.config import TrainConfig, format_duration, resolve_for_run
 from facegen.data.loader import BatchLoader, LoaderOptions, load_images, to_uint8
 from facegen.data.packed import PackedDataset, open_packed
 from facegen.errors import FacegenError
 from facegen.files import json_lines, write_json, write_text
 from facegen.models import build_model, save_model
 from facegen.models.base import FaceModel
+from facegen.progress import progress_bar
 from facegen.run import (
     LOG_FILE,
     LOSS_PLOT,
@@ -46,6 +49,11 @@ from facegen.run import (
 )
 from facegen.sampling import SAMPLERS, LatentSampler, save_sampler
 from facegen.training.checkpoint import list_checkpoints, load_training_state, save_training_state
+from facegen.training.failures import (  # noqa: F401 (TrainingError: re-exported)
+    TrainingError,
+    bad_losses,
+    loss_went_bad,
+)
 from facegen.training.machine import (
     Distributed,
     Precision,
@@ -60,13 +68,12 @@ from facegen.training.tracking import Tracker, check_tracker, open_tracker
 from facegen.viz.grid import image_grid, paired_rows, save_png
 from facegen.viz.plots import plot_losses
 
+if TYPE_CHECKING:
+    from tqdm import tqdm
+
 RECONSTRUCTION_COUNT = 32
-
-
-class TrainingError(FacegenError):
-    """Training itself failed (not the user's input): exit code 1."""
-
-    exit_code = 1
+# Training images encoded at once to fit the samplers at the end of a run.
+SAMPLER_FIT_BATCH = 256
 
 
 @dataclass
@@ -81,27 +88,15 @@ class TrainResult:
     device: str
     rank: int = 0  # under torchrun, only rank 0 should report
     time_budget_spent: bool = False  # it ended because --time-budget ran out
+    stop_signal: int | None = None  # what stopped an interrupted run: SIGINT, SIGTERM
 
-
-def resolve_for_run(config: TrainConfig, out: str | Path, *, resume: bool) -> TrainConfig:
-    """The config a run uses: the given one for a new run, the saved one for ``--resume``
-    (where only the length may change: ``steps`` / ``epochs`` / ``time_budget``, and the
-    tracker, which changes nothing in the training: a ``log`` other than ``none`` turns
-    it on for the rest of the run)."""
-    if not resume:
-        return config
-    out = Path(out)
-    saved = read_run_config(out)
-    resumed = TrainConfig.from_dict(saved["train"], f"{out / RUN_CONFIG}")
-    if config.steps is not None or config.epochs is not None:
-        resumed = resumed.replace(steps=config.steps, epochs=config.epochs)
-    if config.time_budget is not None:
-        resumed = resumed.replace(time_budget=config.time_budget)
-    if config.data and Path(config.data).resolve() != Path(resumed.data).resolve():
-        resumed = resumed.replace(data=config.data)
-    if config.log != TrainConfig.log:
-        resumed = resumed.replace(log=config.log)
-    return resumed
+    @property
+    def exit_code(self) -> int:
+        """The process status this run ends with: 0, or for a run a signal stopped (and
+        saved) the conventional 128 + its number: 130 for Ctrl-C, 143 for SIGTERM."""
+        if not self.interrupted:
+            return 0
+        return 128 + (self.stop_signal or signal.SIGINT)
 
 
 def model_config_for(config: TrainConfig, data: PackedDataset) -> dict[str, Any]:
@@ -160,6 +155,75 @@ def _train(
     progress: bool,
     closing: contextlib.ExitStack,
 ) -> TrainResult:
+    """Set up, restore, open the run folder, loop, finish: each part a function below."""
+    parts = _build(config, device, distributed)
+    start_step, seconds_before, history = 0, 0.0, []
+    if resume:
+        start_step, seconds_before, history = _restore(
+            out, parts.objective, parts.data, parts.total_steps, config.time_budget
+        )
+    compiled = _compile_choice(config, device, distributed, progress)
+    parts.objective.prepare(device, compile=compiled)
+
+    summary = _run_summary(
+        config, parts.model, parts.data, parts.precision, device, distributed, compiled
+    )
+    _open_run_folder(out, summary, history, distributed, resume=resume, overwrite=overwrite)
+    tracker = closing.enter_context(
+        open_tracker(config.log if distributed.is_main else "none", out, start_step)
+    )
+    tracker.hparams(summary)
+    session = _Session(
+        config, out, parts.objective, parts.data, device, distributed, parts.precision.name, tracker
+    )
+    session.history = history
+    loop = _Loop(config, parts, session, distributed, device, _Clock(seconds_before))
+    bar = progress_bar(
+        total=parts.total_steps,
+        initial=start_step,
+        desc=f"train {config.model}",
+        unit="step",
+        disable=not (progress and distributed.is_main),
+        dynamic_ncols=True,
+    )
+    with _StopOnSignal() as stop:
+        with bar:
+            end = loop.run(start_step, bar, stop)
+        stop.quit_at_once()  # nothing is left to stop after: a signal now quits at once
+        seconds = loop.clock.seconds()
+        parts.objective.sync_buffers()
+        if not end.interrupted:
+            session.fit_sampler(progress)
+        session.write_pictures(end.step)
+        session.save(end.step, seconds)
+    return TrainResult(
+        out,
+        parts.objective.inference_model().eval(),
+        end.step,
+        parts.total_steps,
+        end.interrupted,
+        seconds,
+        parts.precision.name,
+        str(device),
+        distributed.rank,
+        end.budget_spent,
+        end.stop_signal,
+    )
+
+
+@dataclass
+class _Parts:
+    """What a run trains with, built from its config: the same on every rank."""
+
+    precision: Precision
+    data: PackedDataset
+    model: FaceModel
+    objective: Objective
+    loader: BatchLoader  # this rank's share of each batch
+    total_steps: int | None  # None: only the time budget bounds the run
+
+
+def _build(config: TrainConfig, device: torch.device, distributed: Distributed) -> _Parts:
     precision = Precision(resolve_precision(config.precision, device), device)
     data = open_packed(config.data)
     model_values = model_config_for(config, data)
@@ -185,131 +249,164 @@ def _train(
         ),
         device=device,
     )
-    batches_per_epoch = len(loader)
     total_steps: int | None = None
     if config.steps is not None:
         total_steps = config.steps
     elif config.epochs is not None:
-        total_steps = math.ceil(config.epochs * batches_per_epoch)
+        total_steps = math.ceil(config.epochs * len(loader))
     elif config.time_budget is None:
         raise FacegenError(
             "how long? pass --steps N, --epochs E or --time-budget 10m (or set one in the preset)"
         )
-
     for module in objective.modules.values():
         module.to(device)
-    start_step, seconds_before, history = 0, 0.0, []
-    if resume:
-        start_step, seconds_before, history = _restore(
-            out, objective, data, total_steps, config.time_budget
-        )
-    compiled = config.compile
-    if compiled and (problem := compile_unavailable(device)):
-        compiled = False  # a speed-up, not a result: train without it rather than fail
+    return _Parts(precision, data, model, objective, loader, total_steps)
+
+
+def _compile_choice(
+    config: TrainConfig, device: torch.device, distributed: Distributed, progress: bool
+) -> bool:
+    """Whether the run uses torch.compile: as configured, unless no compiler is there."""
+    if not config.compile:
+        return False
+    if problem := compile_unavailable(device):
+        # A speed-up, not a result: train without it rather than fail.
         if distributed.is_main:
             print(f"note: {problem}; training without torch.compile", file=sys.stderr)
-    elif compiled and progress and distributed.is_main:
+        return False
+    if progress and distributed.is_main:
         print("torch.compile builds the model in the first steps (cached for later runs)")
-    objective.prepare(device, compile=compiled)
+    return True
 
-    run_summary = _run_summary(config, model, data, precision, device, distributed, compiled)
+
+def _open_run_folder(
+    out: Path,
+    summary: dict[str, Any],
+    history: list[dict],
+    distributed: Distributed,
+    *,
+    resume: bool,
+    overwrite: bool,
+) -> None:
+    """Rank 0 makes the run folder (afresh for ``overwrite``) and writes config.json and
+    the log up to the checkpoint; the other ranks wait for it."""
     if distributed.is_main:
         if not resume:
             if out.exists() and overwrite:
                 shutil.rmtree(out)
             out.mkdir(parents=True, exist_ok=True)
-        write_json(out / RUN_CONFIG, run_summary)
+        write_json(out / RUN_CONFIG, summary)
         # A resumed run forgets what was logged after its checkpoint: those steps run again.
         write_text(out / LOG_FILE, "".join(json.dumps(r) + "\n" for r in history))
     distributed.barrier()
 
-    tracker = closing.enter_context(
-        open_tracker(config.log if distributed.is_main else "none", out, start_step)
-    )
-    tracker.hparams(run_summary)
-    session = _Session(config, out, objective, data, device, distributed, precision.name, tracker)
-    session.history = history
-    bar = tqdm(
-        total=total_steps,
-        initial=start_step,
-        desc=f"train {config.model}",
-        unit="step",
-        disable=not (progress and distributed.is_main),
-        dynamic_ncols=True,
-    )
-    started = time.perf_counter()
-    step = start_step
-    interrupted = budget_spent = False
-    with bar, _StopOnInterrupt() as stop:
+
+class _Clock:
+    """The run's training time: what the sessions before this one spent (saved in the
+    checkpoint), plus this one's so far."""
+
+    def __init__(self, seconds_before: float) -> None:
+        self.seconds_before = seconds_before
+        self.started = time.perf_counter()
+
+    def seconds(self) -> float:
+        return self.seconds_before + time.perf_counter() - self.started
+
+
+@dataclass
+class _Ending:
+    """Where and why the loop stopped."""
+
+    step: int
+    interrupted: bool = False  # a signal stopped it before its last step
+    budget_spent: bool = False
+    stop_signal: int | None = None  # the signal, agreed by all ranks
+
+
+@dataclass
+class _Loop:
+    """The steps of one run, from its start (or checkpoint) to the step where it stops:
+    its last, the time budget's end, or a signal's."""
+
+    config: TrainConfig
+    parts: _Parts
+    session: _Session
+    distributed: Distributed
+    device: torch.device
+    clock: _Clock
+
+    def run(self, step: int, bar: tqdm, stop: _StopOnSignal) -> _Ending:
+        config, loader, total = self.config, self.parts.loader, self.parts.total_steps
+        distributed, device = self.distributed, self.device
         window = _Window()
         batches: Iterator | None = None
-        while total_steps is None or step < total_steps:
-            epoch, index = divmod(step, batches_per_epoch)
+        while total is None or step < total:
+            epoch, index = divmod(step, len(loader))
             if batches is None:
                 batches = loader.iterate(epoch, start_batch=index)
             batch = next(batches, None)
             if batch is None:
                 batches = None
                 continue
-            objective.model.train()
-            if config.lr_decay or objective.uses_progress:
-                spent = seconds_before + time.perf_counter() - started
-                if config.time_budget is not None and distributed.enabled:  # ranks agree
-                    spent = distributed.mean({"spent": spent}, device)["spent"]
-                objective.progress = _progress(config, step, total_steps, spent)
-                if config.lr_decay:
-                    objective.scale_learning_rates(_lr_scale(config, objective.progress))
-            noise = _step_generator(config.seed, distributed, step)
-            logged = objective.step(batch.images, step, noise)
+            values = self._step(batch.images, step)
             step += 1
-            values = {name: float(value) for name, value in logged.items()}
-            _check_losses(values, step, config.max_loss, out, distributed, device)
+            _check_losses(values, step, config.max_loss, self.session.out, distributed, device)
             window.add(values, batch.images.shape[0] * distributed.world_size)
-            elapsed = seconds_before + time.perf_counter() - started
+            elapsed = self.clock.seconds()
             out_of_time = config.time_budget is not None and elapsed >= config.time_budget
             # One collective per step: every rank stops at the same step, whoever asked.
             finishing = distributed.any(stop.requested or out_of_time, device)
-            more = not finishing and (total_steps is None or step < total_steps)
+            more = not finishing and (total is None or step < total)
             if step % config.log_every == 0 or not more:
                 record = window.flush(step, epoch, elapsed)
                 record.update(distributed.mean(record.pop("losses"), device))
-                session.log(record)
+                self.session.log(record)
                 bar.set_postfix(_postfix(record), refresh=False)
             bar.update(1)
-            milestone_sample = step % config.sample_every == 0
-            milestone_save = step % config.checkpoint_every == 0
-            if (milestone_sample or milestone_save) and more:
-                with window.paused():
-                    if milestone_sample:
-                        session.write_pictures(step)
-                    if milestone_save:
-                        session.save(step, seconds_before + time.perf_counter() - started)
+            if more:
+                self._milestones(step, window)
             if finishing:
-                # A spent budget is a normal end (sampler fitted, as after the last step);
-                # the ranks agree on it before anyone acts on it.
-                budget_spent = distributed.any(out_of_time, device)
-                interrupted = not budget_spent and (total_steps is None or step < total_steps)
-                break
+                return self._ending(step, out_of_time, stop)
+        return _Ending(step)
 
-    seconds = seconds_before + time.perf_counter() - started
-    objective.sync_buffers()
-    if not interrupted:
-        session.fit_sampler(progress)
-    session.write_pictures(step)
-    session.save(step, seconds)
-    model = objective.inference_model().eval()
-    return TrainResult(
-        out,
-        model,
-        step,
-        total_steps,
-        interrupted,
-        seconds,
-        precision.name,
-        str(device),
-        distributed.rank,
-        budget_spent,
-    )
+    def _step(self, images: torch.Tensor, step: int) -> dict[str, float]:
+        """One optimisation step (index ``step``): the schedule's place, the step's noise,
+        the objective; returns the values to log."""
+        config, objective = self.config, self.parts.objective
+        objective.model.train()
+        if config.lr_decay or objective.uses_progress:
+            spent = self.clock.seconds()
+            if config.time_budget is not None and self.distributed.enabled:  # ranks agree
+                spent = self.distributed.mean({"spent": spent}, self.device)["spent"]
+            objective.progress = _progress(config, step, self.parts.total_steps, spent)
+            if config.lr_decay:
+                objective.scale_learning_rates(_lr_scale(config, objective.progress))
+        noise = _step_generator(config.seed, self.distributed, step)
+        logged = objective.step(images, step, noise)
+        return {name: float(value) for name, value in logged.items()}
+
+    def _milestones(self, step: int, window: _Window) -> None:
+        """Sample grids and checkpoints along the way (the loss window paused meanwhile);
+        the last step's are written when the run finishes."""
+        sample = step % self.config.sample_every == 0
+        save = step % self.config.checkpoint_every == 0
+        if not (sample or save):
+            return
+        with window.paused():
+            if sample:
+                self.session.write_pictures(step)
+            if save:
+                self.session.save(step, self.clock.seconds())
+
+    def _ending(self, step: int, out_of_time: bool, stop: _StopOnSignal) -> _Ending:
+        # A spent budget is a normal end (sampler fitted, as after the last step); the
+        # ranks agree on it, and on the signal that stopped them, before anyone acts on it.
+        budget_spent = self.distributed.any(out_of_time, self.device)
+        total = self.parts.total_steps
+        if budget_spent or (total is not None and step >= total):
+            return _Ending(step, budget_spent=budget_spent)
+        signum = int(self.distributed.max(stop.signum or 0, self.device))
+        return _Ending(step, interrupted=True, stop_signal=signum)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -345,15 +442,11 @@ def _check_losses(
     distributed: Distributed,
     device: torch.device,
 ) -> None:
-    bad = {name: v for name, v in values.items() if not math.isfinite(v) or abs(v) > limit}
+    bad = bad_losses(values, limit)
     if distributed.any(bool(bad), device):
         saved = list_checkpoints(out)
         kept = f"the last good checkpoint is {saved[-1][1]}" if saved else "no checkpoint yet"
-        what = ", ".join(f"{name} = {value:.4g}" for name, value in bad.items()) or "on a rank"
-        raise TrainingError(
-            f"the loss went bad at step {step} ({what}); training stopped and {kept}. "
-            "A lower --lr (or --precision fp32) usually helps; resume with --resume"
-        )
+        raise loss_went_bad(step, bad, f"training stopped and {kept}", "resume with --resume")
 
 
 def _restore(
@@ -441,12 +534,19 @@ class _Window:
     """Losses and speed since the last log line; time spent sampling and saving is paused
     out, so images/s is the training speed."""
 
+    sums: dict[str, float]
+    steps: int
+    images: int
+    started: float
+    paused_seconds: float
+
     def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.steps = 0
-        self.images = 0
-        self.started = time.perf_counter()
-        self.paused_seconds = 0.0
+        self._restart()
+
+    def _restart(self) -> None:
+        """Empty the window: the next log line covers the steps from here on."""
+        self.sums, self.steps, self.images = {}, 0, 0
+        self.started, self.paused_seconds = time.perf_counter(), 0.0
 
     def add(self, values: dict[str, float], images: int) -> None:
         for name, value in values.items():
@@ -471,34 +571,58 @@ class _Window:
             "images_per_second": round(self.images / max(elapsed, 1e-9), 2),
             "seconds": round(seconds, 2),
         }
-        self.__init__()
+        self._restart()
         return record
 
 
-class _StopOnInterrupt:
-    """The first Ctrl-C asks the loop to stop after the current step (then it saves); a
-    second one interrupts at once."""
+class _StopOnSignal:
+    """Ctrl-C (SIGINT) and SIGTERM, which ``timeout``, SLURM, Kubernetes and systemd send to
+    stop a job: the first asks the loop to stop after the current step, and the run saves;
+    a second one, or any once the loop is over (while the run finishes and saves), quits at
+    once. Quitting raises KeyboardInterrupt for Ctrl-C, as Python would, and ``SystemExit``
+    with 128 + the number (143) for SIGTERM: either way the stack unwinds, so no file is left
+    half-written (every write is atomic), and the process ends with the status a shell
+    expects of that signal."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
+        self.signum: int | None = None  # the signal that asked to stop, if one did
+        self._at_once = False
+        self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> _StopOnInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
+    @property
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def quit_at_once(self) -> None:
+        """From here on there is no step to stop after: any signal quits at once."""
+        self._at_once = True
+
+    def __enter__(self) -> _StopOnSignal:
+        if threading.current_thread() is threading.main_thread():  # only it may set handlers
+            for signum in self.SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print(
-            "\nstopping after this step and saving (Ctrl-C again to quit at once)", file=sys.stderr
-        )
+        name = signal.Signals(signum).name
+        if self.requested or self._at_once:
+            if signum == signal.SIGINT:
+                raise KeyboardInterrupt
+            print(f"\n{name}: quitting at once; nothing half-written is left", file=sys.stderr)
+            raise SystemExit(128 + signum)
+        self.signum = signum
+        if signum == signal.SIGINT:
+            message = "stopping after this step and saving (Ctrl-C again to quit at once)"
+        else:
+            message = f"{name}: stopping after this step and saving (another signal quits at once)"
+        print(f"\n{message}", file=sys.stderr)
 
     def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
+        for signum, previous in self._previous.items():
+            if previous is not None:  # None: a handler not set from Python, nothing to restore
+                signal.signal(signum, previous)
 
 
 class _Session:
@@ -589,13 +713,15 @@ class _Session:
         rows = _reference_rows(self.data, self.config.sampler_images, split="train")
         was_training = model.training
         model.eval()
-        latents = []
         with torch.no_grad():
-            for chunk in np.array_split(rows, max(1, len(rows) // 256)):
-                images = load_images(self.data, chunk, device=self.device)
-                latents.append(model.encode(images).float().cpu())
+            latents = map_batches(  # (N, latent_dim)
+                lambda chunk: (
+                    model.encode(load_images(self.data, chunk, device=self.device)).float().cpu()
+                ),
+                rows,
+                SAMPLER_FIT_BATCH,
+            )
         model.train(was_training)
-        latents = torch.cat(latents)  # (N, latent_dim)
         # The config's say in a sampler's options; the rest keep their defaults.
         options = {"gmm": {"components": min(self.config.sampler_components, len(latents))}}
         fitted: dict[str, LatentSampler] = {}

@@ -1,4 +1,4 @@
-"""Plots people read: loss curves."""
+"""Plots people read: loss curves, and the one function that saves every facegen figure."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from facegen.files import atomic_path
 
+FIGURE_DPI = 100
 # Logged values that are settings or speeds, not losses.
 NOT_LOSSES = frozenset({"step", "epoch", "images_per_second", "lr", "seconds", "kl_weight"})
 
@@ -38,6 +39,17 @@ def plot_losses(records: Sequence[dict], path: str | Path, title: str = "") -> P
     if title:
         figure.suptitle(title)
     figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def save_figure(figure: Figure, path: str | Path) -> Path:
+    """Write a matplotlib figure as a PNG at :data:`FIGURE_DPI`, atomically; returns the path.
+
+    Every facegen figure is saved here. The same figure gives the same bytes on any install:
+    matplotlib's PNG would otherwise carry a ``Software`` entry with its version (it writes
+    no date in a PNG). Images that are pixels, not plots, go through ``viz.grid.save_png``.
+    """
+    path = Path(path)
     with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=100)
+        figure.savefig(tmp, format="png", dpi=FIGURE_DPI, metadata={"Software": None})
     return path
