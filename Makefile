@@ -98,13 +98,17 @@ GPU_CHECK_ARGS ?=
 gpu-check: install
 	$(BIN)/python benchmarks/gpu_check.py --json gpu-check.json $(GPU_CHECK_ARGS)
 
+# ruff, the layering of docs/architecture.md (import-linter) and the types (mypy); both
+# configured in pyproject.toml.
 lint: install
 	$(BIN)/ruff check src tests benchmarks notebooks
 	$(BIN)/ruff format --check src tests benchmarks notebooks
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: install
 	$(BIN)/ruff format src tests benchmarks notebooks
 	$(BIN)/ruff check --fix src tests benchmarks notebooks
 
 clean:
-	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -1140,25 +1140,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _preset_list(text: str) -> list[str]:
+def _names(text: str, known: Sequence[str], what: str) -> list[str]:
+    """A comma-separated list of names, each one of ``known``; argparse's error otherwise."""
     names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in GPU_PRESETS]
+    unknown = [name for name in names if name not in known]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
-            f"not a GPU preset: {', '.join(unknown) or text!r}; choose from "
-            f"{', '.join(GPU_PRESETS)}"
+            f"{what} {', '.join(unknown) or text!r}; choose from {', '.join(known)}"
         )
     return names
+
+
+def _preset_list(text: str) -> list[str]:
+    return _names(text, GPU_PRESETS, "not a GPU preset:")
 
 
 def _kind_list(text: str) -> list[str]:
-    names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in KINDS]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown check {', '.join(unknown) or text!r}; choose from {', '.join(KINDS)}"
-        )
-    return names
+    return _names(text, KINDS, "unknown check")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

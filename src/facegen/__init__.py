@@ -15,9 +15,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from facegen._version import __version__
 from facegen.config import TrainConfig
 
-__version__ = "0.1.0"
 __all__ = ["TrainConfig", "__version__", "evaluate", "load_run", "train"]
 
 if TYPE_CHECKING:
@@ -67,9 +67,9 @@ def evaluate(
     they can be compared."""
     from facegen.data.packed import PackedDataset
     from facegen.errors import FacegenError
-    from facegen.explore.common import run_data
     from facegen.metrics.evaluate import EvalConfig
     from facegen.metrics.evaluate import evaluate as _evaluate
+    from facegen.run import run_data
 
     if config is not None and fields:
         raise FacegenError("pass either an EvalConfig or its fields as keywords, not both")
@@ -78,7 +78,7 @@ def evaluate(
             config = EvalConfig(**fields)
         except TypeError as error:  # an unknown keyword
             raise FacegenError(f"facegen.evaluate: {error}") from None
-    if not hasattr(run, "model"):
+    if isinstance(run, (str, Path)):  # a run folder or hf:// name, not a loaded Run
         run = load_run(run, config.device)
     if not isinstance(data, PackedDataset):
         data = run_data(run, data)

@@ -47,7 +47,7 @@ def _gan_losses() -> list[str]:
 
 
 def _trackers() -> list[str]:
-    from facegen.training.tracking import TRACKERS
+    from facegen.tracking import TRACKERS
 
     return TRACKERS.names()
 
@@ -118,7 +118,7 @@ class TrainConfig(Settings):
     sampler_images: int = setting(10_000, at_least=1)
     max_loss: float = setting(1e8, above=0)  # a loss above this (or NaN / inf) stops the run
     # Experiment tracking besides log.jsonl: "none" or "tensorboard" (RUN/tensorboard/);
-    # see facegen.training.tracking. It changes nothing in the training itself.
+    # see facegen.tracking. It changes nothing in the training itself.
     log: str = setting("none", choices=_trackers)
 
     def check(self) -> None:
@@ -353,8 +353,8 @@ def _merge(preset: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, A
 
 
 def _resumed(out: Path, changes: Mapping[str, Any], preset: str | None) -> TrainConfig:
+    from facegen.layout import RUN_CONFIG, read_run_config
     from facegen.models import MODELS
-    from facegen.run import RUN_CONFIG, read_run_config
 
     if not out.is_dir():
         raise FacegenError(f"cannot resume: {out} does not exist")

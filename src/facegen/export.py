@@ -31,7 +31,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from facegen import __version__
+from facegen._version import __version__
 from facegen.errors import FacegenError
 from facegen.files import atomic_path
 from facegen.layout import EXPORT_FOLDER, MODEL_FOLDER
@@ -182,6 +182,7 @@ class OnnxFormat(ExportFormat):
                 verbose=False,
                 report=False,
             )
+        assert program is not None  # the dynamo exporter always returns its program
         used = program.model.opset_imports[""]
         if opset is not None and used != opset:
             # The exporter falls back to its own opset when it cannot convert; say so

@@ -40,15 +40,22 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from facegen import __version__
+from facegen._version import __version__
 from facegen.config import TrainConfig, format_duration, preset_names, read_preset
 from facegen.data.packed import open_packed
 from facegen.data.sources import CELEBA_NAME
 from facegen.errors import FacegenError
 from facegen.files import atomic_directory, json_lines, write_json, write_text
-from facegen.layout import LOG_FILE, LOSS_PLOT, METRICS_FILE, MODEL_FOLDER, RUN_CONFIG
-from facegen.metrics.evaluate import FID_MIN_N, PUBLISHED_N, fid_faces_text
-from facegen.run import Run, load_run, read_run_config
+from facegen.layout import (
+    LOG_FILE,
+    LOSS_PLOT,
+    METRICS_FILE,
+    MODEL_FOLDER,
+    RUN_CONFIG,
+    read_run_config,
+)
+from facegen.metrics.protocol import FID_MIN_N, PUBLISHED_N, fid_faces_text
+from facegen.run import Run, load_run
 from facegen.viz.report import COLUMNS_BY_KEY, fid_too_few, number, read_metrics, training_stats
 
 HUB_PREFIX = "hf://"
@@ -356,7 +363,7 @@ def _changes(base: TrainConfig, saved: TrainConfig, image_size: int) -> list[str
     # Length: --time-budget alone clears the preset's steps and epochs (the CLI's rule), so
     # with it any steps or epochs the run had are given again.
     budget = saved.time_budget is not None and saved.time_budget != base.time_budget
-    if budget:
+    if saved.time_budget is not None and budget:
         args += ["--time-budget", _seconds(saved.time_budget)]
     for name in ("steps", "epochs"):
         value = getattr(saved, name)

@@ -54,7 +54,8 @@ class _LogLines(tqdm):
         self._shown: tuple[float, float] | None = None  # (n, monotonic time) of the last line
         super().__init__(*args, **kwargs)
 
-    def display(self, msg: str | None = None, pos: int | None = None) -> bool:
+    # tqdm's own display returns whether it drew (close() reads it); types-tqdm says None.
+    def display(self, msg: str | None = None, pos: int | None = None) -> bool:  # type: ignore[override]
         """tqdm calls this on each refresh (at most every ``mininterval``); a line is printed
         only when one is due. ``msg`` is tqdm clearing a bar: a printed line stays."""
         if msg is not None or not self._due():

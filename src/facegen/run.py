@@ -17,15 +17,15 @@ Layout (the README's Layout)::
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from facegen.batches import map_batches
+from facegen.devices import resolve_device
 from facegen.errors import FacegenError
 from facegen.layout import (  # noqa: F401 (re-exported: the run folder's names)
     EXPLORE_FOLDER,
@@ -34,27 +34,18 @@ from facegen.layout import (  # noqa: F401 (re-exported: the run folder's names)
     MODEL_FOLDER,
     RUN_CONFIG,
     SAMPLES_FOLDER,
+    read_run_config,
 )
 from facegen.models import load_model
 from facegen.models.base import FaceModel
 from facegen.sampling import SAMPLERS, LatentSampler, load_sampler, sampler_path
-from facegen.training.machine import resolve_device
+
+if TYPE_CHECKING:
+    from facegen.data.packed import PackedDataset
 
 
 def sample_grid_path(run: Path, step: int, kind: str = "step") -> Path:
     return run / SAMPLES_FOLDER / f"{kind}-{step:07d}.png"
-
-
-def read_run_config(run: Path) -> dict[str, Any]:
-    path = Path(run) / RUN_CONFIG
-    if not Path(run).is_dir():
-        raise FacegenError(f"{run} does not exist; train one with: facegen train --out {run} ...")
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise FacegenError(f"{run} is not a facegen run (no {RUN_CONFIG})") from None
-    except ValueError as error:
-        raise FacegenError(f"{path} is damaged: {error}") from None
 
 
 @torch.no_grad()
@@ -94,8 +85,9 @@ class Run:
             sampler_class = SAMPLERS.get(name)
             if sampler_class.needs_fit:
                 self._samplers[name] = load_sampler(self.path / MODEL_FOLDER, name)
-            else:
-                self._samplers[name] = sampler_class(latent_dim=self.model.latent_dim)
+            else:  # nothing fitted to load: only the options (the latents' size), no state
+                options = {"latent_dim": self.model.latent_dim}
+                self._samplers[name] = sampler_class.from_state(options, {})
         return self._samplers[name]
 
     @property
@@ -200,3 +192,28 @@ def load_run(path: str | Path, device: str | torch.device = "cpu") -> Run:
     device = resolve_device(str(device))
     model = load_model(path / MODEL_FOLDER, device)
     return Run(path=path, config=config, model=model, device=device)
+
+
+def check_data(run: Run, data: PackedDataset) -> None:
+    """The data set must have the run's image size (its faces go through the model)."""
+    if data.size != run.model.image_size:
+        raise FacegenError(
+            f"{data.path} holds {data.size}x{data.size} images but {run.path} makes "
+            f"{run.model.image_size}x{run.model.image_size}: use a data set prepared with "
+            f"--size {run.model.image_size}"
+        )
+
+
+def run_data(run: Run, path: str | Path | None = None) -> PackedDataset:
+    """The packed data set at ``path``, or else the one ``run`` was trained on."""
+    from facegen.data.packed import open_packed  # opening a run for inference never needs it
+
+    if path is not None:
+        return open_packed(path)
+    trained_on = run.config.get("data", {}).get("path")
+    if not trained_on or not Path(trained_on).is_dir():
+        raise FacegenError(
+            f"{run.path} was trained on {trained_on or 'a data set it does not name'}, which "
+            "is not there any more: pass --data DATASET"
+        )
+    return open_packed(trained_on)

@@ -22,13 +22,13 @@ import math
 import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from facegen import __version__
+from facegen._version import __version__
 from facegen.batches import map_batches
 from facegen.errors import FacegenError
 from facegen.files import atomic_path
@@ -405,6 +405,8 @@ class _Velocity(torch.nn.Module):
     """v(x, t): an MLP of ``depth`` hidden SiLU layers of ``width`` units on the whitened
     latent and sinusoidal features of the time."""
 
+    frequencies: torch.Tensor  # a buffer (B, F), registered in __init__
+
     def __init__(self, dim: int, width: int, depth: int) -> None:
         super().__init__()
         sizes = [dim + 2 * FLOW_FREQUENCIES, *[width] * depth, dim]
@@ -419,17 +421,23 @@ class _Velocity(torch.nn.Module):
         frequencies = math.pi * torch.logspace(0, FLOW_TOP_OCTAVE, FLOW_FREQUENCIES, base=2)
         self.register_buffer("frequencies", frequencies, persistent=False)
 
+    @property
+    def linears(self) -> list[torch.nn.Linear]:
+        """The layers, as the Linear modules they are (a ModuleList types them as Modules)."""
+        return cast("list[torch.nn.Linear]", list(self.layers))
+
     def reset(self, generator: torch.Generator | None) -> None:
         """Initialise from ``generator`` alone: torch's U(-1/sqrt(fan_in), 1/sqrt(fan_in)),
         and a zero last layer, so the flow starts as the identity map (the latents'
         Gaussian) and the first steps learn the average velocity."""
         with torch.no_grad():
-            for layer in self.layers[:-1]:
+            linears = self.linears
+            for layer in linears[:-1]:
                 bound = 1 / math.sqrt(layer.in_features)
                 for tensor in (layer.weight, layer.bias):
                     tensor.copy_((2 * torch.rand(tensor.shape, generator=generator) - 1) * bound)
-            self.layers[-1].weight.zero_()
-            self.layers[-1].bias.zero_()
+            linears[-1].weight.zero_()
+            linears[-1].bias.zero_()
 
     def _first(self, x: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
         """The first layer's pre-activations (B, width) for latents ``x`` (B, D) at times
@@ -452,11 +460,12 @@ class _Velocity(torch.nn.Module):
         differentiation written out for the MLP, carrying the derivatives of every hidden
         unit in each of the D inputs, (B, D, width). That costs about D forward passes."""
         pre = self._first(x, t)  # (B, W)
-        tangent = self.layers[0].weight[:, : self.dim].T.expand(x.shape[0], -1, -1)  # (B, D, W)
+        linears = self.linears
+        tangent = linears[0].weight[:, : self.dim].T.expand(x.shape[0], -1, -1)  # (B, D, W)
         h, tangent = _silu_with_tangent(pre, tangent)
-        for layer in self.layers[1:-1]:
+        for layer in linears[1:-1]:
             h, tangent = _silu_with_tangent(layer(h), tangent @ layer.weight.T)
-        last = self.layers[-1]
+        last = linears[-1]
         # trace = sum_i dv_i/dx_i = sum_i tangent[:, i, :] . last.weight[i, :]
         return last(h), torch.einsum("bdw,dw->b", tangent, last.weight)
 

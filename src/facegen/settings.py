@@ -28,7 +28,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, Union
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar, Union, cast
 
 from facegen.errors import FacegenError
 
@@ -63,11 +63,12 @@ class Rule:
             if value not in choices:
                 return f"be one of {', '.join(map(str, choices))}, not {show(value)}"
         if isinstance(value, numbers.Real) and not isinstance(value, bool):
-            low_ok = (self.at_least is None or value >= self.at_least) and (
-                self.above is None or value > self.above
+            number = cast(float, value)  # numbers.Real declares no comparisons; a Real has them
+            low_ok = (self.at_least is None or number >= self.at_least) and (
+                self.above is None or number > self.above
             )
-            high_ok = (self.at_most is None or value <= self.at_most) and (
-                self.below is None or value < self.below
+            high_ok = (self.at_most is None or number <= self.at_most) and (
+                self.below is None or number < self.below
             )
             if not (low_ok and high_ok):  # NaN fails every comparison: refused here too
                 return f"be {self.describe()}, not {show(value)}"
@@ -124,6 +125,12 @@ class Settings:
     ``check()`` is the hook for rules across fields (call ``super().check()``);
     ``validate()`` runs everything again, for a config changed in place.
     """
+
+    if TYPE_CHECKING:
+        # What ``@dataclass`` gives every subclass (so ``dataclasses.fields`` accepts one),
+        # and the type hints :func:`_type_hints` caches on each class.
+        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+        _facegen_hints: ClassVar[dict[str, Any]]
 
     def __post_init__(self) -> None:
         self.validate()
@@ -215,7 +222,7 @@ class _Refused(Exception):
     """A value does not fit a type (caught and reported with the field's name)."""
 
 
-def _type_hints(cls: type) -> dict[str, Any]:
+def _type_hints(cls: type[Settings]) -> dict[str, Any]:
     cached = cls.__dict__.get("_facegen_hints")
     if cached is None:
         cached = typing.get_type_hints(cls)
@@ -332,7 +339,7 @@ class _prefixed:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> bool:
+    def __exit__(self, kind: Any, error: BaseException | None, traceback: Any) -> None:
+        # Returns None: the error (if any) propagates, and type checkers know it does.
         if self.origin and isinstance(error, FacegenError):
             raise FacegenError(f"{self.origin}: {error}") from None
-        return False

@@ -49,3 +49,27 @@ def test_data_prepare_runs_without_torch(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "p" / "manifest.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["facegen.viz.report", "facegen.metrics.protocol", "facegen.layout", "facegen.config"],
+)
+def test_report_data_and_config_never_import_torch(module):
+    """The report's data, the FID rules and the config read run folders without torch."""
+    code = f"import sys, {module}; print('torch loaded' if 'torch' in sys.modules else 'no torch')"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "no torch"
+
+
+def test_models_do_not_load_the_data_tools():
+    """Building models needs the packed format's sizes, not the face drawer or the packer."""
+    code = (
+        "import sys, facegen.models, facegen.run\n"
+        "print(sorted(m for m in ('facegen.data.synth', 'facegen.data.synth_draw', "
+        "'facegen.data.prepare', 'facegen.training.trainer') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

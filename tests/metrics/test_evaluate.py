@@ -12,6 +12,7 @@ import pytest
 from facegen.cli import main
 from facegen.errors import FacegenError
 from facegen.metrics import evaluate as evaluate_module
+from facegen.metrics import protocol
 from facegen.metrics.evaluate import FID_MIN_N, METRICS_FILE, EvalConfig, evaluate
 from facegen.metrics.inception import InceptionFeatures
 from facegen.metrics.memorization import memorization
@@ -75,6 +76,7 @@ def test_fid_from_too_few_faces_does_not_rank_and_kid_does(copy_run, faces32, ne
 def test_fid_from_enough_faces_ranks(copy_run, faces32, network, monkeypatch):
     # 2,048 faces through Inception take minutes on a CPU: lower the bar to the tiny n.
     monkeypatch.setattr(evaluate_module, "FID_MIN_N", N)
+    monkeypatch.setattr(protocol, "FID_MIN_N", N)  # the rule itself lives there
     config = EvalConfig(n=N, metrics=("fid", "kid"))
     records, notes = evaluate(copy_run("ae"), faces32, config, progress=False, network=network)
     assert [(r["metric"], r["ranks"], "reason" in r) for r in records] == [

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from facegen.devices import resolve_device
 from facegen.errors import FacegenError
-from facegen.training.machine import compile_unavailable, resolve_device, resolve_precision
+from facegen.training.machine import compile_unavailable, resolve_precision
 
 
 def test_compile_unavailable_names_the_missing_compiler(monkeypatch):

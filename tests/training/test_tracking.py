@@ -21,8 +21,8 @@ from PIL import Image
 from facegen.cli import main
 from facegen.config import TrainConfig
 from facegen.errors import FacegenError
+from facegen.tracking import event_files
 from facegen.training import objectives
-from facegen.training.tracking import event_files
 from facegen.training.trainer import TrainingError, train
 from tests.conftest import tiny_config
 from tests.training.test_trainer import ctrl_c_during_step, read_log

@@ -18,12 +18,12 @@ from facegen.viz.grid import save_png
 from facegen.viz.report import (
     COLUMNS,
     best_marks,
-    build_report,
     read_metrics,
     run_pictures,
     summarize_run,
     training_stats,
 )
+from facegen.viz.report_html import build_report
 
 SHA1 = "a16e4d89c0ecbc17a915dd76ea9e41211aa82562"
 PROTOCOL = {

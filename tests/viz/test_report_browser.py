@@ -36,7 +36,7 @@ def test_report_renders_in_chromium(runs32, tmp_path):
     sync_api = pytest.importorskip(
         "playwright.sync_api", reason="playwright is missing: pip install -e '.[dev]'"
     )
-    from facegen.viz.report import build_report
+    from facegen.viz.report_html import build_report
 
     runs = copy_runs(runs32, tmp_path / "runs")
     for name, metrics in METRICS.items():

@@ -15,12 +15,12 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
-from facegen import __version__
+from facegen._version import __version__
 from facegen.classifier.model import AttributeClassifier, ClassifierConfig
+from facegen.devices import resolve_device
 from facegen.errors import FacegenError
 from facegen.files import atomic_directory, write_json
 from facegen.models import CONFIG_FILE, WEIGHTS_FILE, load_weights
-from facegen.training.machine import resolve_device
 
 FOLDER_NAME = "classifier"
 METRICS_FILE = "metrics.json"

@@ -26,16 +26,17 @@ import torch
 from torch.nn import functional as F
 from tqdm import tqdm
 
-from facegen import __version__
+from facegen._version import __version__
 from facegen.classifier.model import AttributeClassifier, ClassifierConfig
 from facegen.classifier.saved import default_classifier_path, save_classifier
 from facegen.classifier.scores import score_classifier, split_rows, varying_attributes
 from facegen.data.loader import Batch, BatchLoader, LoaderOptions
 from facegen.data.packed import PackedDataset, open_packed
+from facegen.devices import resolve_device
 from facegen.errors import DataError, FacegenError
 from facegen.progress import progress_bar
 from facegen.training.failures import bad_losses, loss_went_bad
-from facegen.training.machine import GradScaling, Precision, resolve_device, resolve_precision
+from facegen.training.machine import GradScaling, Precision, resolve_precision
 
 LOG_EVERY = 10
 
@@ -163,7 +164,8 @@ def _fit(
         torch.manual_seed(config.seed)
         model = AttributeClassifier(config)
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = model.to(device, memory_format=memory_format).train()
+    # torch's overloads of Module.to leave out its documented memory_format
+    model = model.to(device, memory_format=memory_format).train()  # type: ignore[call-overload]
     loader = BatchLoader(
         data,
         LoaderOptions(
@@ -188,6 +190,7 @@ def _fit(
     window: list[torch.Tensor] = []  # losses since the last check, kept on the device
     with bar:
         for step, batch in enumerate(_endless(loader, config.steps), start=1):
+            assert batch.attributes is not None  # the loader was asked for labels
             labels = batch.attributes.index_select(1, columns)  # (B, A) int8
             with precision.autocast():
                 logits = model(batch.images)  # (B, A)

@@ -13,7 +13,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from facegen import __version__
+from facegen._version import __version__
 from facegen.cli import (
     classifier,
     data,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import NoReturn
 
 
 class Parser(argparse.ArgumentParser):
     """argparse, but a usage mistake is one line naming the command and pointing at --help."""
 
-    def error(self, message: str) -> None:  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 

@@ -10,9 +10,8 @@ DEFAULT_METRICS = "fid,kid,pr,recon,memorization"
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from facegen.explore.common import run_data
     from facegen.metrics.evaluate import METRICS_FILE, EvalConfig, evaluate
-    from facegen.run import load_run
+    from facegen.run import load_run, run_data
 
     config = EvalConfig(
         n=args.n,
@@ -43,7 +42,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _ranking_mark(record: dict) -> str:
     """What follows a value on its line: an FID from too few faces to rank runs says so,
     and KID says it ranks in FID's place (the notes below say why)."""
-    from facegen.metrics.evaluate import FID_MIN_N, fid_faces_text
+    from facegen.metrics.protocol import FID_MIN_N, fid_faces_text
 
     protocol = record["protocol"]
     if record.get("ranks") is False:

@@ -80,8 +80,8 @@ def _cmd_sample(args: argparse.Namespace) -> int:
 
 
 def _cmd_reconstruct(args: argparse.Namespace) -> int:
-    from facegen.explore.common import run_data
     from facegen.explore.generate import reconstruct_faces
+    from facegen.run import run_data
     from facegen.viz.grid import save_png
 
     run = _open(args)
@@ -121,8 +121,8 @@ def _cmd_interpolate(args: argparse.Namespace) -> int:
 
 
 def _cmd_traverse(args: argparse.Namespace) -> int:
-    from facegen.explore.common import run_data
     from facegen.explore.traverse import save_kl_plot, traverse
+    from facegen.run import run_data
     from facegen.viz.grid import save_png
 
     run = _open(args)

@@ -47,8 +47,8 @@ def _install() -> None:
 
 
 def _cmd_inception(args: argparse.Namespace) -> int:
+    from facegen.devices import resolve_device
     from facegen.metrics import inception
-    from facegen.training.machine import resolve_device
 
     if args.install:
         _install()

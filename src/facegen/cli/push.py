@@ -106,7 +106,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
         "--dataset",
         metavar="NAME",
         help="what the training images were: celeba, synthetic or other (default: read "
-        "from the data set's manifest; facegen's synthetic faces share CelebA's layout and "
+        "from the data set's manifest; synthetic faces packed before facegen marked them "
         "read as celeba: say synthetic)",
     )
     push.add_argument(

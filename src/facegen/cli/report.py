@@ -6,7 +6,7 @@ import argparse
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from facegen.viz.report import build_report, default_report_path
+    from facegen.viz.report_html import build_report, default_report_path
 
     out = args.out or default_report_path(args.runs)
     print(build_report(args.runs, out, title=args.title))

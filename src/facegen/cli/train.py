@@ -92,7 +92,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 def add_commands(commands: argparse._SubParsersAction) -> None:
     from facegen.config import DEVICES, PRECISIONS, preset_names
-    from facegen.training.tracking import TRACKERS
+    from facegen.tracking import TRACKERS
 
     train = commands.add_parser(
         "train",

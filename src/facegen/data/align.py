@@ -15,12 +15,16 @@ import math
 import threading
 from dataclasses import dataclass
 from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from facegen.data.celeba import ALIGNED_HEIGHT, ALIGNED_WIDTH
 from facegen.errors import DataError
+
+if TYPE_CHECKING:  # for the annotations only: OpenCV is imported when a detector is used
+    from cv2 import CascadeClassifier
 
 MISSING_OPENCV = "--detect-faces needs OpenCV: pip install 'facegen[detect]'"
 NO_FACE = "no face found"
@@ -109,7 +113,7 @@ def opencv() -> ModuleType:
 _loaded = threading.local()
 
 
-def _cascades() -> tuple[object, object]:
+def _cascades() -> tuple[CascadeClassifier, CascadeClassifier]:
     """The face and eye cascades, loaded once per process and thread (OpenCV does not
     promise that one classifier may run in two threads at once, as in the demo)."""
     cascades = getattr(_loaded, "cascades", None)
@@ -118,7 +122,7 @@ def _cascades() -> tuple[object, object]:
     return cascades
 
 
-def _load_cascades() -> tuple[object, object]:
+def _load_cascades() -> tuple[CascadeClassifier, CascadeClassifier]:
     cv2 = opencv()
     folder = getattr(getattr(cv2, "data", None), "haarcascades", None)
     loaded = []
@@ -234,12 +238,12 @@ def _largest_face(
         size = (max(1, round(width * factor)), max(1, round(height * factor)))
         small = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     min_side = max(24, round(MIN_FACE_SHARE * min(small.shape)))
-    faces, neighbours = face_cascade.detectMultiScale2(
+    boxes, counts = face_cascade.detectMultiScale2(
         small, scaleFactor=1.1, minNeighbors=MIN_NEIGHBOURS, minSize=(min_side, min_side)
     )
-    if len(faces) == 0:
+    if len(boxes) == 0:
         return None
-    neighbours = np.ravel(neighbours)
+    faces, neighbours = np.asarray(boxes), np.ravel(counts)
     supported = np.flatnonzero(neighbours >= RELATIVE_NEIGHBOURS * neighbours.max())
     best = max(supported, key=lambda i: faces[i][2] * faces[i][3])
     x, y, w, h = faces[best]
@@ -320,9 +324,9 @@ def _aligned_box_corner() -> Point:
 def _expected_eyes() -> tuple[Point, Point]:
     """Where the eyes sit as shares of the face box, from the aligned calibration."""
     left, top = _aligned_box_corner()
-    return tuple(  # type: ignore[return-value]
-        ((x - left) / ALIGNED_FACE_SIDE, (y - top) / ALIGNED_FACE_SIDE) for x, y in ALIGNED_EYES
-    )
+    (ax, ay), (bx, by) = ALIGNED_EYES
+    side = ALIGNED_FACE_SIDE
+    return ((ax - left) / side, (ay - top) / side), ((bx - left) / side, (by - top) / side)
 
 
 def _box_points(box: tuple[float, float, float]) -> np.ndarray:

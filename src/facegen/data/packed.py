@@ -19,17 +19,17 @@ import json
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from facegen.data.celeba import ATTRIBUTE_NAMES, PARTITION_NAMES
 from facegen.errors import DataError
 from facegen.files import write_json, write_text
+from facegen.layout import SIZES
 
 FORMAT_NAME = "facegen-packed"
 FORMAT_VERSION = 1
-SIZES: tuple[int, ...] = (32, 64, 128)
 
 IMAGES_FILE = "images.npy"
 ATTRIBUTES_FILE = "attributes.npy"
@@ -194,9 +194,10 @@ class PackedDataset:
 
     def subset(self, split: str) -> Any:
         """The rows of ``split`` as a ``torch.utils.data.Subset`` of this data set."""
-        from torch.utils.data import Subset
+        from torch.utils.data import Dataset, Subset
 
-        return Subset(self, self.split_indices(split).tolist())
+        # A map-style data set by duck typing (__getitem__, __len__): all Subset relies on.
+        return Subset(cast("Dataset[Any]", self), self.split_indices(split).tolist())
 
     @property
     def size(self) -> int:
@@ -287,3 +288,15 @@ def open_packed(path: str | Path) -> PackedDataset:
         partition=arrays[PARTITION_FILE],
         attribute_names=names,
     )
+
+
+def pick_rows(data: PackedDataset, split: str, n: int | None, seed: int) -> np.ndarray:
+    """``n`` rows of ``split`` drawn without replacement from ``seed`` (all rows for
+    ``None``), ascending; an empty split is an error naming it."""
+    rows = data.split_indices(split)
+    if len(rows) == 0:
+        raise DataError(f"{data.path} has no images in the {split} split")
+    if n is None or n >= len(rows):
+        return rows
+    chosen = np.random.default_rng(seed).choice(len(rows), size=n, replace=False)
+    return rows[np.sort(chosen)]

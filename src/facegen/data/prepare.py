@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facegen import __version__
+from facegen._version import __version__
 from facegen.data.align import NO_FACE
 from facegen.data.celeba import ATTRIBUTE_NAMES
 from facegen.data.decode import CELEBA_CROP, Crop, decode_face, describe_error

@@ -179,9 +179,9 @@ def _zip_source(zip_path: Path, annotation_dirs: list[Path]) -> ImageSource:
         names = sorted(
             m[len(prefix) :] for m in images if m.startswith(prefix) and "/" not in m[len(prefix) :]
         )
-        kind = "celeba-kaggle" if prefix.count(IMAGE_FOLDER) > 1 else "celeba-zip"
+        layout = "celeba-kaggle" if prefix.count(IMAGE_FOLDER) > 1 else "celeba-zip"
         reader = ImageReader(zip_path=str(zip_path), prefix=prefix)
-        return _build(kind, zip_path, reader, names, True, texts)
+        return _build(layout, zip_path, reader, names, True, texts)
     names = sorted(images)
     celeba_like = bool(names) and all(CELEBA_NAME.match(n.rsplit("/", 1)[-1]) for n in names)
     reader = ImageReader(zip_path=str(zip_path))
@@ -200,8 +200,10 @@ def _annotation_texts_on_disk(roots: list[Path]) -> dict[str, tuple[str, str, bo
         for folder in ANNOTATION_FOLDERS:
             for key, kind in ANNOTATION_KINDS.items():
                 for name in (kind.text_name, kind.csv_name):
-                    file = root / folder / name if name else None
-                    if key not in found and file is not None and file.is_file():
+                    if not name:
+                        continue
+                    file = root / folder / name
+                    if key not in found and file.is_file():
                         found[key] = (
                             _decode_text(file.read_bytes()),
                             str(file),

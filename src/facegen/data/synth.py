@@ -22,6 +22,7 @@ import functools
 import math
 import multiprocessing
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -194,8 +195,9 @@ def _person(seed: int, identity: int) -> _Person:
     tone = float(rng.beta(1.1, 1.6))  # 0 palest .. 1 darkest, weighted towards light
     position = tone * (len(_SKIN_TONES) - 1)
     lo = min(int(position), len(_SKIN_TONES) - 2)
-    skin = _SKIN_TONES[lo] + (_SKIN_TONES[lo + 1] - _SKIN_TONES[lo]) * (position - lo)
-    skin = tuple(float(v) for v in skin * u(0.96, 1.03, 3))
+    tone_rgb = _SKIN_TONES[lo] + (_SKIN_TONES[lo + 1] - _SKIN_TONES[lo]) * (position - lo)
+    red, green, blue = (float(v) for v in tone_rgb * u(0.96, 1.03, 3))
+    skin = (red, green, blue)
     hair_name, style = _hair(rng, male, young, tone)
     hair_color = _pick_color(rng, _HAIR_COLORS[hair_name])
     texture = "curly" if style == "curly" else ("wavy" if rng.random() < 0.4 else "straight")
@@ -218,7 +220,7 @@ def _person(seed: int, identity: int) -> _Person:
     eye_weights = np.array([3 + 6 * tone, 3, 1.5, 1 - tone, 1.5 - 1.4 * tone, 0.8 - 0.7 * tone])
     traits = Identity(
         male=male,
-        skin=skin,  # type: ignore[arg-type]
+        skin=skin,
         hair_color=hair_color,
         hair_style=style,
         hair_texture=texture,
@@ -248,7 +250,7 @@ def _person(seed: int, identity: int) -> _Person:
         mouth_y=u(151, 154),
         upper_lip=u(2.7, 3.3) + (0.0 if male else 0.5) + (1.4 if flags["Big_Lips"] else 0.0),
         lower_lip=u(3.6, 4.4) + (0.0 if male else 0.4) + (1.6 if flags["Big_Lips"] else 0.0),
-        lip_color=_mix_color(skin, lip_tint, 0.5),  # type: ignore[arg-type]
+        lip_color=_mix_color(skin, lip_tint, 0.5),
         beard=beard,
         goatee_mustache=goatee_mustache,
         sideburns=flags["Sideburns"],
@@ -433,6 +435,7 @@ def synthesize(
         chunk = max(1, min(64, math.ceil(n / (workers * 8))))
         tasks = [(folder, config, range(i, min(i + chunk, n))) for i in range(0, n, chunk)]
         with progress_bar(total=n, desc="synth", unit="img", disable=not progress) as bar:
+            results: Iterator[tuple[range, np.ndarray, np.ndarray, np.ndarray, np.ndarray]]
             if workers == 1 or len(tasks) == 1:
                 results = map(_write_chunk, tasks)
                 pool = None
@@ -441,7 +444,7 @@ def synthesize(
                 pool = multiprocessing.get_context("spawn").Pool(min(workers, len(tasks)))
                 results = pool.imap_unordered(_write_chunk, tasks)
             try:
-                columns = (attributes, identities, partitions, landmarks)
+                columns: tuple[np.ndarray, ...] = (attributes, identities, partitions, landmarks)
                 for indices, *values in results:
                     rows = slice(indices.start, indices.stop)
                     for column, chunk_values in zip(columns, values, strict=True):

@@ -30,6 +30,7 @@ LONG_STYLES = ("bob", "long", "curly")  # hair that falls past the ears
 
 Color = tuple[float, float, float]
 Point = tuple[float, float]
+Fill = float | tuple[int, ...] | str  # what ImageDraw fills with: a grey level, RGB(A), a name
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,9 @@ class Look:
     noise: float
 
 
-def _rgb(color: Color, factor: float = 1.0, alpha: float | None = None) -> tuple[int, ...]:
+def _rgb(
+    color: tuple[float, ...], factor: float = 1.0, alpha: float | None = None
+) -> tuple[int, ...]:
     rgb = tuple(min(255, max(0, round(c * factor))) for c in color)
     return rgb if alpha is None else (*rgb, min(255, max(0, round(alpha))))
 
@@ -119,7 +122,7 @@ def _mix(a: Color, b: Color, t: float) -> Color:
     return (a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, a[2] + (b[2] - a[2]) * t)
 
 
-def _curve(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+def _curve(x: np.ndarray | float, y: np.ndarray | float) -> np.ndarray:
     return np.stack(np.broadcast_arrays(x, y), 1)
 
 
@@ -148,10 +151,10 @@ class _Painter:
     def xy(self, points: np.ndarray) -> list[float]:
         return ((np.asarray(points, np.float64) + PAD) * SCALE - self.origin).ravel().tolist()
 
-    def polygon(self, points: np.ndarray, fill: object) -> None:
+    def polygon(self, points: np.ndarray, fill: Fill) -> None:
         self.draw.polygon(self.xy(points), fill=fill)
 
-    def line(self, points: np.ndarray, fill: object, width: float) -> None:
+    def line(self, points: np.ndarray, fill: Fill, width: float) -> None:
         width_px = max(1, round(width * SCALE))
         self.draw.line(self.xy(points), fill=fill, width=width_px, joint="curve")
 
@@ -164,7 +167,14 @@ class _Painter:
         self.draw.ellipse(self.box(cx, cy, rx, ry), **style)  # type: ignore[arg-type]
 
     def soft_ellipse(
-        self, cx: float, cy: float, rx: float, ry: float, color: Color, alpha: float, steps: int = 4
+        self,
+        cx: float,
+        cy: float,
+        rx: float,
+        ry: float,
+        color: tuple[float, ...],
+        alpha: float,
+        steps: int = 4,
     ) -> None:
         """A blob whose opacity fades towards its rim: ``steps`` stacked, shrinking ellipses."""
         for k in range(steps):
@@ -247,7 +257,7 @@ def _background(look: Look, rng: np.random.Generator) -> Image.Image:
         t = np.clip(t, 0, 1)
     field = (a + (b - a) * t[..., None]) * (1 + rng.normal(0, 0.03, (h, w, 1)))
     small = Image.fromarray(np.clip(field, 0, 255).astype(np.uint8))
-    return small.resize(CANVAS_SIZE, Image.BILINEAR)
+    return small.resize(CANVAS_SIZE, Image.Resampling.BILINEAR)
 
 
 class _Hair:
@@ -260,7 +270,7 @@ class _Hair:
         self.texture = self._texture(rng)
         self.back = self._back_mask()
         self.hairline = self._hairline()
-        self.cap = self._cap_mask() if self.hairline is not None else None
+        self.cap = self._cap_mask(self.hairline) if self.hairline is not None else None
 
     def _texture(self, rng: np.random.Generator) -> Image.Image:
         ident, g = self.ident, self.g
@@ -339,7 +349,7 @@ class _Hair:
             y = g.top_y + 19 + 7 * u**2 + 3 * ident.parting * u + side
         return _curve(g.cx + u * g.half_width(1), np.minimum(y, g.mid_y + 14))
 
-    def _cap_mask(self) -> Image.Image:
+    def _cap_mask(self, hairline: np.ndarray) -> Image.Image:
         ident, g = self.ident, self.g
         vol = ident.hair_volume
         t = np.linspace(math.pi, 2 * math.pi, 40)
@@ -356,7 +366,7 @@ class _Hair:
         # Hair only where the face below the hairline does not show.
         face = Image.new("L", CANVAS_SIZE, 0)
         _Painter(face).polygon(g.outline, fill=255)
-        _Painter(face).polygon(_above(self.hairline), fill=0)
+        _Painter(face).polygon(_above(hairline), fill=0)
         return ImageChops.subtract(mask, face).filter(ImageFilter.GaussianBlur(1.0))
 
 
@@ -653,6 +663,7 @@ def _hat_band(ident: Identity, look: Look, g: _Geometry) -> float:
 
 
 def _hat(p: _Painter, ident: Identity, look: Look, g: _Geometry) -> None:
+    assert look.hat is not None, "drawn only for a look with a hat"
     color = look.hat_color
     band_y = _hat_band(ident, look, g)
     reach = max(g.width_left, g.width_right) + ident.hair_volume * 0.6 + 4
@@ -728,7 +739,9 @@ def _finish(canvas: Image.Image, look: Look, rng: np.random.Generator) -> Image.
     frame_to_canvas = np.array([[SCALE, 0, offset], [0, SCALE, offset], [0, 0, 1]])
     m = frame_to_canvas @ np.linalg.inv(_pose_matrix(look)) @ out_to_image
     size = (ALIGNED_WIDTH * SCALE, ALIGNED_HEIGHT * SCALE)
-    warped = canvas.transform(size, Image.AFFINE, tuple(m[:2].ravel()), resample=Image.BILINEAR)
+    warped = canvas.transform(
+        size, Image.Transform.AFFINE, tuple(m[:2].ravel()), resample=Image.Resampling.BILINEAR
+    )
     pixels = np.asarray(warped.reduce(SCALE), dtype=np.float32)
     # One light gradient over the whole picture, plus colour temperature and sensor noise.
     lx, ly = math.cos(look.light_angle), math.sin(look.light_angle)
@@ -763,7 +776,7 @@ def draw_face(
     _mustache(p, ident, g)
     _eyes(canvas, p, ident, look, g)
     _brows(p, ident, look, g)
-    if hair.cap is not None:
+    if hair.cap is not None and hair.hairline is not None:  # a cap always has a hairline
         # The hair's own shadow on the forehead, then the hair over it.
         line = hair.hairline[np.abs(hair.hairline[:, 0] - g.cx) < 0.95 * ident.face_width]
         p.polygon(np.concatenate([line + (0, 2.5), line[::-1] - (0, 4)]), fill=(0, 0, 0, 45))

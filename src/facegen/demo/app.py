@@ -128,10 +128,11 @@ def build_app(studio: Studio) -> gr.Blocks:
         )  # fmt: skip
         sample_inputs = [run, seed, count, sampler, truncation]
         sample_button.click(sample, sample_inputs, samples, api_name="sample")
-        app.load(sample, sample_inputs, samples, api_name=False)  # faces as the page opens
-        new_button.click(lambda: random.randint(0, MAX_SEED), None, seed, api_name=False).then(
-            sample, sample_inputs, samples, api_name=False
-        )
+        # Faces as the page opens; the new-seed button draws a seed, then samples.
+        app.load(sample, sample_inputs, samples, api_visibility="private")
+        new_button.click(
+            lambda: random.randint(0, MAX_SEED), None, seed, api_visibility="private"
+        ).then(sample, sample_inputs, samples, api_visibility="private")
 
         def walk(name, a, b, photo1, photo2, detect, fraction):
             return studio.interpolation(
@@ -141,7 +142,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         walk_inputs = [run, seed_a, seed_b, photo_a, photo_b, detect_walk, mix]
         walk_outputs = [mixed, strip, gif]
         walk_button.click(_in_page(walk), walk_inputs, walk_outputs, api_name="interpolate")
-        mix.release(_in_page(walk), walk_inputs, walk_outputs, api_name=False)
+        mix.release(_in_page(walk), walk_inputs, walk_outputs, api_visibility="private")
 
         def edit(name, s, photo, detect, *values):
             known = studio.attributes(name)
@@ -151,7 +152,7 @@ def build_app(studio: Studio) -> gr.Blocks:
         edit_inputs = [run, edit_seed, edit_photo, detect_edit, *sliders]
         edit_button.click(_in_page(edit), edit_inputs, edited, api_name="edit")
         for slider in sliders:
-            slider.release(_in_page(edit), edit_inputs, edited, api_name=False)
+            slider.release(_in_page(edit), edit_inputs, edited, api_visibility="private")
 
         recon_button.click(
             _in_page(studio.reconstruct),
@@ -181,7 +182,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             run,
             [about, sampler, photo_a, photo_b, edit_note, edit_photo, detect_edit, *sliders,
              recon_note],
-            api_name=False,
+            api_visibility="private",
         )  # fmt: skip
     return app
 
@@ -204,7 +205,7 @@ def _photo(label: str, visible: bool, elem_id: str | None = None) -> gr.File:
     )
 
 
-def _end(which: str, seed: int, encoder: bool) -> tuple[gr.Number, gr.Image]:
+def _end(which: str, seed: int, encoder: bool) -> tuple[gr.Number, gr.File]:
     with gr.Column():
         key = which.lower()
         return (

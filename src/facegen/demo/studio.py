@@ -158,7 +158,7 @@ class Studio:
             else:
                 ends.append(self._latents(name, seed, 1, sampler, 0.0))
                 labels.append(f"seed {_bounded_int(seed, 'seed', 0, MAX_SEED)}")
-        slerp = INTERPOLATIONS.get("slerp")
+        slerp = INTERPOLATIONS["slerp"]
         fractions = torch.linspace(0, 1, INTERPOLATION_STEPS, dtype=ends[0].dtype)
         fractions = torch.cat([fractions, torch.tensor([mix], dtype=ends[0].dtype)])
         walk = slerp(ends[0], ends[1], fractions)[0]  # (T + 1, D): the steps, then the mix
@@ -241,8 +241,8 @@ class Studio:
         CelebA's (``detect_faces``), then the run's crop; or just the crop."""
         run = self.run(name)
         try:
-            with Image.open(path) as image:
-                pixels = image.size[0] * image.size[1]
+            with Image.open(path) as opened:
+                pixels = opened.size[0] * opened.size[1]
         except FileNotFoundError:
             raise FacegenError("the upload went missing; upload the photo again") from None
         except (OSError, ValueError, Image.DecompressionBombError):

@@ -28,13 +28,13 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from facegen import __version__
+from facegen._version import __version__
 from facegen.data.loader import load_images, to_uint8
-from facegen.data.packed import PackedDataset
+from facegen.data.packed import PackedDataset, pick_rows
 from facegen.errors import FacegenError
-from facegen.explore.common import check_data, encode_rows, pick_rows
+from facegen.explore.common import encode_rows
 from facegen.files import atomic_path
-from facegen.run import MODEL_FOLDER, Run
+from facegen.run import MODEL_FOLDER, Run, check_data
 from facegen.viz.grid import labelled_grid
 
 DIRECTIONS_FILE = "directions.safetensors"
@@ -220,7 +220,8 @@ def edit_faces(
 
 
 def directions_path(run: Run | Path) -> Path:
-    return Path(getattr(run, "path", run)) / MODEL_FOLDER / DIRECTIONS_FILE
+    folder = Path(run) if isinstance(run, (str, Path)) else run.path
+    return folder / MODEL_FOLDER / DIRECTIONS_FILE
 
 
 def save_directions(run: Run, directions: dict[str, AttributeDirection]) -> Path:

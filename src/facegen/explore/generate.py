@@ -16,11 +16,11 @@ import torch
 from PIL import Image
 
 from facegen.data.loader import load_images, to_uint8
-from facegen.data.packed import PackedDataset
+from facegen.data.packed import PackedDataset, pick_rows
 from facegen.errors import FacegenError
-from facegen.explore.common import check_data, pick_rows, require_encoder
+from facegen.explore.common import require_encoder
 from facegen.files import atomic_directory
-from facegen.run import Run
+from facegen.run import Run, check_data
 from facegen.viz.grid import image_grid, labelled_grid, paired_rows
 
 

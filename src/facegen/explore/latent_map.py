@@ -23,11 +23,11 @@ from matplotlib import colormaps
 from matplotlib.figure import Figure
 
 from facegen.batches import row_slices
-from facegen.data.packed import PackedDataset
+from facegen.data.packed import PackedDataset, pick_rows
 from facegen.errors import DataError, FacegenError
-from facegen.explore.common import check_data, encode_rows, pick_rows, require_encoder
+from facegen.explore.common import encode_rows, require_encoder
 from facegen.registry import choose
-from facegen.run import Run
+from facegen.run import Run, check_data
 from facegen.viz.plots import save_figure
 
 IDENTITY = "identity"
@@ -101,7 +101,7 @@ def knn_accuracy(
     1.0
     """
     x = torch.as_tensor(np.asarray(latents), dtype=torch.float64)  # (N, D)
-    labels = torch.as_tensor(np.asarray(labels))
+    label_of = torch.as_tensor(np.asarray(labels))  # (N,)
     n = len(x)
     k = min(k, n - 1)
     if k < 1:
@@ -115,11 +115,11 @@ def knn_accuracy(
         within = torch.arange(len(chunk))
         distances[within, rows.start + within] = np.inf  # each point is not its own neighbour
         nearest = distances.topk(k, dim=1, largest=False).indices  # (chunk, k), nearest first
-        votes = labels[nearest]  # (chunk, k)
+        votes = label_of[nearest]  # (chunk, k)
         # Each neighbour's label count among the k; argmax picks the nearest of the winners.
         counts = (votes[:, :, None] == votes[:, None, :]).sum(dim=2)
         predicted = votes[within, counts.argmax(dim=1)]
-        correct += int((predicted == labels[rows]).sum())
+        correct += int((predicted == label_of[rows]).sum())
     return correct / n
 
 
@@ -286,8 +286,8 @@ def _draw_identities(axis, result: LatentMap, size: float) -> None:
             label=f"unknown identity ({int((~known).sum())})",
         )  # fmt: skip
     # tab20 lists each hue dark then light: the dark ten first keeps a few people apart.
-    tab20 = colormaps["tab20"].colors
-    colours = tab20[0::2] + tab20[1::2]
+    tab20 = colormaps["tab20"]
+    colours = [tab20(i) for i in (*range(0, 20, 2), *range(1, 20, 2))]  # RGBA, alpha 1
     for i, identity in enumerate(coloured):
         points = result.points[result.labels == identity]
         axis.scatter(

@@ -13,17 +13,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from matplotlib.figure import Figure
 
 from facegen.data.loader import load_images, to_uint8
-from facegen.data.packed import PackedDataset
+from facegen.data.packed import PackedDataset, pick_rows
 from facegen.errors import FacegenError
-from facegen.explore.common import check_data, encode_rows, pick_rows
+from facegen.explore.common import encode_rows
 from facegen.losses import kl_per_dimension
-from facegen.run import Run, in_batches
+from facegen.run import Run, check_data, in_batches
 from facegen.viz.grid import labelled_grid
 from facegen.viz.plots import save_figure
 
@@ -32,6 +33,13 @@ STATISTICS_FACES = 2000
 # KL (nats) above which a VAE dimension counts as active (as in Burda et al.'s activity
 # criterion, which uses a variance threshold of the same order).
 ACTIVE_KL = 0.01
+
+
+@runtime_checkable
+class _Posterior(Protocol):
+    """A model with a Gaussian posterior (a VAE): ``isinstance`` checks for the method."""
+
+    def encode_distribution(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
 
 
 @dataclass
@@ -89,9 +97,11 @@ def save_kl_plot(kl: torch.Tensor, path: str | Path, title: str = "") -> Path:
 
 def _vae_statistics(run: Run, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(posterior means (N, D), KL per dimension (D,)) of ``faces``."""
+    model = run.model
+    assert isinstance(model, _Posterior)  # called only for a model with a posterior
 
     def mu_and_logvar(x: torch.Tensor) -> torch.Tensor:
-        return torch.cat(run.model.encode_distribution(x), dim=1)  # (B, 2D)
+        return torch.cat(model.encode_distribution(x), dim=1)  # (B, 2D)
 
     both = in_batches(mu_and_logvar, faces, run.device)
     mu, logvar = both.chunk(2, dim=1)
@@ -123,7 +133,7 @@ def traverse(
             )
         check_data(run, data)
         rows = pick_rows(data, split, STATISTICS_FACES, seed)
-        if hasattr(run.model, "encode_distribution"):  # a VAE: rank by KL
+        if isinstance(run.model, _Posterior):  # a VAE: rank by KL
             latents, kl = _vae_statistics(run, load_images(data, rows))
             order = torch.argsort(kl, descending=True, stable=True)
             centre, spread = torch.zeros(latent_dim), torch.ones(latent_dim)

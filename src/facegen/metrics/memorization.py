@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from facegen.metrics.neighbours import nearest_neighbours
+from facegen.metrics.neighbours import Rows, nearest_neighbours
 from facegen.viz.grid import labelled_grid
 from facegen.viz.plots import save_figure
 
@@ -60,7 +60,7 @@ class Memorization:
             "exact_copies": int((self.pixel_distance < 0.5).sum()),
         }
 
-    def closest_pairs(self, generated: np.ndarray, train: np.ndarray, count: int = 8) -> np.ndarray:
+    def closest_pairs(self, generated: np.ndarray, train: Rows, count: int = 8) -> np.ndarray:
         """The ``count`` generated faces closest (in pixels) to a training image, above
         those images, labelled with the distance: a uint8 picture."""
         order = np.argsort(self.pixel_distance, kind="stable")[:count]
@@ -73,7 +73,7 @@ class Memorization:
 
 def memorization(
     generated: np.ndarray,
-    train: np.ndarray,
+    train: Rows,
     generated_features: np.ndarray,
     train_features: np.ndarray,
     *,

@@ -17,13 +17,31 @@ the neighbour that is found is then recomputed exactly in float64, so an exact c
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from facegen.batches import row_slices
 
-Rows = np.ndarray | torch.Tensor  # (N, ...) numpy (a memory map is fine) or torch
+
+class LazyRows(Protocol):
+    """Rows read only when indexed (a view of some rows of a memory map): all the search
+    uses of an array is its shape, its length and indexing it."""
+
+    @property
+    def shape(self) -> tuple[int, ...]: ...
+
+    @property
+    def ndim(self) -> int: ...
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, which: int | slice | np.ndarray) -> np.ndarray: ...
+
+
+# (N, ...) numpy (a memory map is fine), torch, or rows read when indexed
+Rows = np.ndarray | torch.Tensor | LazyRows
 
 
 def nearest_neighbours(
@@ -105,7 +123,7 @@ def rows_block(
 
 def mean_row(rows: Rows, batch_size: int, *, device: str | torch.device) -> torch.Tensor:
     """The mean row (D,) in float32, summed block by block in float64."""
-    total = 0.0
+    total = torch.zeros((), dtype=torch.float64, device=device)  # broadcast to (D,)
     for part in row_slices(len(rows), batch_size):
         total = total + rows_block(rows, part, device, torch.float64).sum(0)
     return (total / len(rows)).float()

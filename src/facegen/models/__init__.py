@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from facegen import __version__
+from facegen._version import __version__
 from facegen.errors import FacegenError
 from facegen.files import atomic_path, write_json
 from facegen.models.base import FaceModel, ModelConfig

@@ -17,8 +17,8 @@ from typing import ClassVar
 import torch
 from torch import nn
 
-from facegen.data.packed import SIZES
 from facegen.errors import FacegenError
+from facegen.layout import SIZES
 from facegen.settings import Settings
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from facegen import __version__
+from facegen._version import __version__
 from facegen.errors import FacegenError
 from facegen.files import atomic_path
 
@@ -79,8 +79,8 @@ class EMA:
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         for average, current in zip(self.model.parameters(), model.parameters(), strict=True):
             average.lerp_(current.detach(), 1 - decay)
-        for average, current in zip(self.model.buffers(), model.buffers(), strict=True):
-            average.copy_(current)
+        for average_buffer, buffer in zip(self.model.buffers(), model.buffers(), strict=True):
+            average_buffer.copy_(buffer)
 
     def state_dict(self) -> dict[str, Any]:
         return {"updates": self.updates, "model": self.model.state_dict()}

@@ -20,24 +20,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from facegen.devices import is_distributed_env
 from facegen.errors import FacegenError
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", local_rank() if is_distributed_env() else 0)
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise FacegenError("--device cuda was asked for, but no CUDA GPU is available")
-    if device.type == "mps" and not torch.backends.mps.is_available():
-        raise FacegenError("--device mps was asked for, but MPS is not available")
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", local_rank() if is_distributed_env() else 0)
-    return device
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -125,15 +109,6 @@ class GradScaling:
 
 
 # ------------------------------------------------------------------------- distributed
-
-
-def is_distributed_env() -> bool:
-    """True under torchrun (it sets WORLD_SIZE and RANK for every process)."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
-
-
-def local_rank() -> int:
-    return int(os.environ.get("LOCAL_RANK", "0"))
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ logs, samples and saves. GAN steps are explicit discriminator and generator phas
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -81,18 +81,21 @@ class Objective(ABC):
         for name, module in self.modules.items():
             module.to(device)
             if memory_format is not None:
-                module.to(memory_format=memory_format)
+                # torch's overloads of Module.to leave out its documented memory_format
+                module.to(memory_format=memory_format)  # type: ignore[call-overload]
             wrapped: nn.Module = module
             if self.distributed.enabled:
                 ids = [device.index] if device.type == "cuda" else None
                 wrapped = DistributedDataParallel(module, device_ids=ids)
             if compile:
-                wrapped = torch.compile(wrapped)
+                # compiling a Module gives a Module (an OptimizedModule) back
+                wrapped = cast(nn.Module, torch.compile(wrapped))
             self._wrapped[name] = wrapped
         if self.ema is not None:
             self.ema.model.to(device)
             if memory_format is not None:
-                self.ema.model.to(memory_format=memory_format)
+                # torch's overloads of Module.to leave out its documented memory_format
+                self.ema.model.to(memory_format=memory_format)  # type: ignore[call-overload]
 
     def backward(self, loss: torch.Tensor) -> None:
         self.scaling.backward(loss)

@@ -28,11 +28,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from facegen import __version__
+from facegen._version import __version__
 from facegen.batches import map_batches
 from facegen.config import TrainConfig, format_duration, resolve_for_run
 from facegen.data.loader import BatchLoader, LoaderOptions, load_images, to_uint8
 from facegen.data.packed import PackedDataset, open_packed
+from facegen.devices import resolve_device
 from facegen.errors import FacegenError
 from facegen.files import json_lines, write_json, write_text
 from facegen.models import build_model, save_model
@@ -48,6 +49,7 @@ from facegen.run import (
     sample_grid_path,
 )
 from facegen.sampling import SAMPLERS, LatentSampler, save_sampler
+from facegen.tracking import Tracker, check_tracker, open_tracker
 from facegen.training.checkpoint import list_checkpoints, load_training_state, save_training_state
 from facegen.training.failures import (  # noqa: F401 (TrainingError: re-exported)
     TrainingError,
@@ -59,12 +61,10 @@ from facegen.training.machine import (
     Precision,
     compile_unavailable,
     init_distributed,
-    resolve_device,
     resolve_precision,
     shutdown_distributed,
 )
 from facegen.training.objectives import OBJECTIVES, Objective
-from facegen.training.tracking import Tracker, check_tracker, open_tracker
 from facegen.viz.grid import image_grid, paired_rows, save_png
 from facegen.viz.plots import plot_losses
 
@@ -157,7 +157,8 @@ def _train(
 ) -> TrainResult:
     """Set up, restore, open the run folder, loop, finish: each part a function below."""
     parts = _build(config, device, distributed)
-    start_step, seconds_before, history = 0, 0.0, []
+    start_step, seconds_before = 0, 0.0
+    history: list[dict] = []
     if resume:
         start_step, seconds_before, history = _restore(
             out, parts.objective, parts.data, parts.total_steps, config.time_budget
@@ -731,7 +732,7 @@ class _Session:
             generator = torch.Generator().manual_seed(self.config.seed)
             fitted[name] = sampler.fit(latents, generator, progress=progress)
             save_sampler(sampler, self.out / MODEL_FOLDER)
-        preferred = [name for name in ("flow", "gmm") if name in fitted] or list(fitted)
+        preferred: list[str] = [name for name in ("flow", "gmm") if name in fitted] or list(fitted)
         self._fitted_sampler = fitted[preferred[0]]
 
     def save(self, step: int, seconds: float) -> None:

@@ -10,28 +10,30 @@ An FID column is not marked where its values cannot rank the runs: any from fewe
 (KID then marks the best generator). Comparability comes from the n's each record's
 protocol stores, so records from versions of facegen older than the ``ranks`` field count.
 
->>> build_report([Path("runs/demo/ae"), Path("runs/demo/vae")], Path("runs/demo/report.html"))
+The page itself is :mod:`facegen.viz.report_html` (``build_report``), built on this
+module's data; this one loads no torch.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from facegen import __version__
 from facegen.config import format_duration
-from facegen.errors import FacegenError
-from facegen.files import json_lines, write_text
-from facegen.layout import EXPLORE_FOLDER, LOG_FILE, LOSS_PLOT, METRICS_FILE, SAMPLES_FOLDER
-from facegen.metrics.evaluate import FID_MIN_N, fid_faces_text, fid_ranks
-from facegen.run import read_run_config
+from facegen.files import json_lines
+from facegen.layout import (
+    EXPLORE_FOLDER,
+    LOG_FILE,
+    LOSS_PLOT,
+    METRICS_FILE,
+    SAMPLES_FOLDER,
+    read_run_config,
+)
+from facegen.metrics.protocol import FID_MIN_N, fid_faces_text, fid_ranks
 
 # What makes two runs' metrics comparable. Not the sampler: each model generates its own way
 # (an AE through its fitted mixture), and that is part of what is compared.
@@ -71,6 +73,12 @@ def number(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
     return float(value) if math.isfinite(value) else None
+
+
+def json_object(record: dict[str, Any], key: str) -> dict[str, Any]:
+    """``record[key]`` where it is a JSON object, else {} (missing, null or another value)."""
+    value = record.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def read_metrics(run: str | Path) -> dict[str, dict]:
@@ -153,7 +161,7 @@ def best_marks(
         if column.better is None:
             continue
         values = {
-            i: row[column.key] for i, row in enumerate(rows) if row.get(column.key) is not None
+            i: value for i, row in enumerate(rows) if (value := row.get(column.key)) is not None
         }
         if len(values) < 2 or len(set(values.values())) == 1:
             continue  # one value, or all equal: nothing is best
@@ -168,7 +176,7 @@ FID_COLUMNS = {"fid": "best is marked by KID", "recon_fid": "it is not marked be
 
 def face_counts(record: dict) -> tuple[int | None, int | None]:
     """(n_gen, n_real) of a metric record's protocol, None where it is not stored."""
-    protocol = record.get("protocol") if isinstance(record.get("protocol"), dict) else {}
+    protocol = json_object(record, "protocol")
     n_gen, n_real = (number(protocol.get(key)) for key in ("n_gen", "n_real"))
     return (None if n_gen is None else int(n_gen), None if n_real is None else int(n_real))
 
@@ -263,39 +271,3 @@ def run_pictures(summary: RunSummary) -> list[tuple[str, Path, bool]]:
     if isinstance(pairs, str) and (run / pairs).resolve().is_relative_to(run.resolve()):
         candidates.append(("Memorization: closest training images", run / pairs, True))
     return [(t, p, faces) for t, p, faces in candidates if p is not None and p.is_file()]
-
-
-def default_report_path(runs: Sequence[str | Path]) -> Path:
-    """``report.html`` in the folder holding all the runs (``runs/demo`` for its runs)."""
-    parents = [os.path.abspath(Path(run).parent) for run in runs]
-    common = Path(os.path.commonpath(parents))
-    with contextlib.suppress(ValueError):
-        common = common.relative_to(Path.cwd())
-    return common / "report.html"
-
-
-def _names(paths: Sequence[Path]) -> list[str]:
-    """Folder names, or paths from the common parent where two runs share a folder name."""
-    names = [path.name for path in paths]
-    if len(set(names)) == len(names):
-        return names
-    common = Path(os.path.commonpath([os.path.abspath(path) for path in paths]))
-    return [str(Path(os.path.abspath(path)).relative_to(common)) for path in paths]
-
-
-def build_report(
-    runs: Sequence[str | Path], out: str | Path, title: str = "facegen report"
-) -> Path:
-    """Write the report on ``runs`` to ``out`` (atomically) and return its path. Every run
-    is read before anything is written: a folder that is not a run is a FacegenError."""
-    # The page module builds on this one's data helpers, so it is imported here.
-    from facegen.viz.report_html import render_report
-
-    if not runs:
-        raise FacegenError("give at least one run folder")
-    paths = list(dict.fromkeys(Path(run) for run in runs))
-    summaries = [summarize_run(path, name) for path, name in zip(paths, _names(paths), strict=True)]
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    out = Path(out)
-    write_text(out, render_report(summaries, title, f"facegen {__version__}, {created}"))
-    return out

@@ -8,17 +8,23 @@ scripts or style sheets, and every picture is a ``data:`` URI.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
+import os
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from facegen._version import __version__
 from facegen.config import format_duration
-from facegen.metrics.evaluate import FID_MIN_N, PUBLISHED_N
-from facegen.run import LOSS_PLOT
+from facegen.errors import FacegenError
+from facegen.files import write_text
+from facegen.layout import LOSS_PLOT
+from facegen.metrics.protocol import FID_MIN_N, PUBLISHED_N
 from facegen.viz.report import (
     COLUMNS,
     COLUMNS_BY_KEY,
@@ -28,8 +34,10 @@ from facegen.viz.report import (
     best_marks,
     comparison_rows,
     fid_too_few,
+    json_object,
     number,
     run_pictures,
+    summarize_run,
     unranked_fids,
 )
 
@@ -170,7 +178,7 @@ def _metric_rows(summary: RunSummary) -> list[str]:
             text += f" (pixel distance {record['pixel_median']:.4g})"
         if text is not None and name in FID_COLUMNS and fid_too_few(record):
             text += f" (not comparable: below {FID_MIN_N:,} faces)"
-        protocol = record.get("protocol") if isinstance(record.get("protocol"), dict) else {}
+        protocol = json_object(record, "protocol")
         step = number(record.get("step"))
         n_gen, n_real = (number(protocol.get(key)) for key in ("n_gen", "n_real"))
         rows.append(
@@ -278,7 +286,7 @@ LEGEND = (
 
 def _run_facts(summary: RunSummary) -> list[tuple[str, str]]:
     config, stats = summary.config, summary.stats
-    data = config.get("data") if isinstance(config.get("data"), dict) else {}
+    data = json_object(config, "data")
     pairs = [("model", summary.model)]
     if (parameters := number(config.get("model_parameters"))) is not None:
         pairs.append(("parameters", f"{parameters:,.0f}"))
@@ -341,3 +349,36 @@ def render_report(summaries: Sequence[RunSummary], title: str, stamp: str) -> st
         + "".join(run_section(index, s) for index, s in enumerate(summaries, 1))
     )
     return page(title, body)
+
+
+def default_report_path(runs: Sequence[str | Path]) -> Path:
+    """``report.html`` in the folder holding all the runs (``runs/demo`` for its runs)."""
+    parents = [os.path.abspath(Path(run).parent) for run in runs]
+    common = Path(os.path.commonpath(parents))
+    with contextlib.suppress(ValueError):
+        common = common.relative_to(Path.cwd())
+    return common / "report.html"
+
+
+def _names(paths: Sequence[Path]) -> list[str]:
+    """Folder names, or paths from the common parent where two runs share a folder name."""
+    names = [path.name for path in paths]
+    if len(set(names)) == len(names):
+        return names
+    common = Path(os.path.commonpath([os.path.abspath(path) for path in paths]))
+    return [str(Path(os.path.abspath(path)).relative_to(common)) for path in paths]
+
+
+def build_report(
+    runs: Sequence[str | Path], out: str | Path, title: str = "facegen report"
+) -> Path:
+    """Write the report on ``runs`` to ``out`` (atomically) and return its path. Every run
+    is read before anything is written: a folder that is not a run is a FacegenError."""
+    if not runs:
+        raise FacegenError("give at least one run folder")
+    paths = list(dict.fromkeys(Path(run) for run in runs))
+    summaries = [summarize_run(path, name) for path, name in zip(paths, _names(paths), strict=True)]
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    out = Path(out)
+    write_text(out, render_report(summaries, title, f"facegen {__version__}, {created}"))
+    return out

@@ -161,7 +161,9 @@ class TensorBoardTracker(Tracker):
         from torch.utils.tensorboard.summary import hparams
 
         _, session_start, _ = hparams(flatten(config), {})
-        self._writer.file_writer.add_summary(session_start, 0)
+        file_writer = self._writer.file_writer
+        assert file_writer is not None  # SummaryWriter opens it on creation
+        file_writer.add_summary(session_start, 0)
         text = json.dumps(config, indent=2)
         # Indented four spaces: a code block in TensorBoard's markdown.
         block = "\n".join(f"    {line}" for line in text.splitlines())
