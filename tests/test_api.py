@@ -18,6 +18,7 @@ def test_importing_facegen_does_not_load_torch():
     assert result.stdout.strip() == "False"
 
 
+@pytest.mark.slow
 def test_train_load_and_evaluate_from_the_top_level(faces32, tmp_path):
     config = tiny_config("ae", faces32, steps=4)
     assert isinstance(config, facegen.TrainConfig)

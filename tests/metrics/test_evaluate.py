@@ -37,6 +37,7 @@ def copy_run(runs32, tmp_path):
     return make
 
 
+@pytest.mark.slow
 def test_a_vae_gets_every_metric_with_its_protocol(copy_run, faces32, network, tmp_path):
     run = copy_run("vae")
     records, notes = evaluate(run, faces32, EvalConfig(n=N), progress=False, network=network)
@@ -60,6 +61,7 @@ def test_a_vae_gets_every_metric_with_its_protocol(copy_run, faces32, network, t
     assert all({"n_gen", "n_real"} <= json.loads(line)["protocol"].keys() for line in lines)
 
 
+@pytest.mark.slow
 def test_fid_from_too_few_faces_does_not_rank_and_kid_does(copy_run, faces32, network):
     run = copy_run("vae")
     config = EvalConfig(n=N, metrics=("fid", "kid", "recon"))
@@ -87,6 +89,7 @@ def test_fid_from_enough_faces_ranks(copy_run, faces32, network, monkeypatch):
     assert any("fine for comparing runs evaluated alike" in note for note in notes)
 
 
+@pytest.mark.slow
 def test_reference_features_are_cached_beside_the_data(
     copy_run, faces32, network, monkeypatch, tmp_path
 ):

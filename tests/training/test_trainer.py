@@ -134,6 +134,7 @@ def test_gan_with_augmentation_trains_and_resumes_exactly(faces32, tmp_path):
     assert not all(torch.equal(a[key], c[key]) for key in a)  # the critic saw other images
 
 
+@pytest.mark.slow
 def test_adversarial_autoencoder_critic_starts_late_and_resumes_exactly(
     faces32, tmp_path, monkeypatch
 ):
