@@ -11,9 +11,13 @@ import multiprocessing
 import os
 import signal
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
+from io import BytesIO
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -270,14 +274,44 @@ def _init_worker(folder: str, decoding: _Decoding) -> None:
     _worker = _Worker(open_images_for_writing(folder), decoding)
 
 
+# Threads per process that read a chunk's files ahead of its decoding. On a cold page cache
+# the waits for the disk, not the decoding, set the pace; threads overlap them
+# (benchmarks/bench_prepare.py --cold).
+READ_AHEAD_THREADS = 8
+_read_ahead: ThreadPoolExecutor | None = None
+
+
+def _read_file(path: str) -> BytesIO | OSError:
+    try:
+        with open(path, "rb") as file:
+            return BytesIO(file.read())
+    except OSError as error:  # reported for its row, like a file that does not decode
+        return error
+
+
+def _opened(reader: ImageReader, names: list[str]) -> Iterator[BinaryIO | str | OSError]:
+    """The sources of ``names`` in order: files read ahead by a few threads, zip members
+    as the reader gives them."""
+    global _read_ahead
+    if reader.zip_path is not None:
+        return (reader.open(name) for name in names)
+    if _read_ahead is None:
+        _read_ahead = ThreadPoolExecutor(READ_AHEAD_THREADS, thread_name_prefix="read-ahead")
+    paths = [str(reader.open(name)) for name in names]
+    return _read_ahead.map(_read_file, paths)
+
+
 def _decode_chunk(items: list[tuple[int, str]]) -> tuple[int, dict[int, str]]:
     assert _worker is not None, "_init_worker runs first"
     decoding = _worker.decoding
     failed: dict[int, str] = {}
-    for row, name in items:
+    sources = _opened(decoding.reader, [name for _, name in items])
+    for (row, _), source in zip(items, sources, strict=True):
         try:
+            if isinstance(source, OSError):
+                raise source
             _worker.images[row] = decode_face(
-                decoding.reader.open(name),
+                source,
                 decoding.size,
                 decoding.crop,
                 detect_faces=decoding.detect_faces,
