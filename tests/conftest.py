@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -200,9 +202,6 @@ def celeba_runs(runs32, faces32, tmp_path_factory: pytest.TempPathFactory) -> di
     """The tiny runs as if their faces were CelebA's: copies of ``runs32`` trained on a copy
     of ``faces32`` whose manifest names a CelebA source (the synthetic faces' own manifest
     says ``synthetic``), for what depends on where the data came from (a model card)."""
-    import json
-    import shutil
-
     root = tmp_path_factory.mktemp("celeba-runs")
     data = Path(shutil.copytree(faces32.path, root / "packed"))
     manifest = json.loads((data / "manifest.json").read_text())

@@ -24,3 +24,13 @@ class FacegenError(Exception):
 
 class DataError(FacegenError):
     """A data source or packed data set that cannot be used as asked."""
+
+
+def first_line(error: BaseException, limit: int = 200) -> str:
+    """An exception's message as one short line for a user: its first non-blank line
+    (torch's, onnxruntime's and the Hub's run long), cut at ``limit`` characters, or the
+    exception's type where it says nothing."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    return lines[0] if len(lines[0]) <= limit else lines[0][:limit] + "..."

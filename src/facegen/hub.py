@@ -44,7 +44,7 @@ from facegen._version import __version__
 from facegen.config import TrainConfig, format_duration, preset_names, read_preset
 from facegen.data.packed import open_packed
 from facegen.data.sources import CELEBA_NAME
-from facegen.errors import FacegenError
+from facegen.errors import FacegenError, first_line
 from facegen.files import atomic_directory, json_lines, write_json, write_text
 from facegen.layout import (
     LOG_FILE,
@@ -219,9 +219,7 @@ def download_run(address: str | Path, token: str | None = None) -> Path:
             exit_code=1,
         ) from None
     except OSError as error:  # the Hub's HTTP errors, the network's
-        raise FacegenError(
-            f"could not download {name}: {_first_line(error)}", exit_code=1
-        ) from None
+        raise FacegenError(f"could not download {name}: {first_line(error)}", exit_code=1) from None
     folder = Path(folder)
     if not (folder / RUN_CONFIG).is_file() or not (folder / MODEL_FOLDER).is_dir():
         raise FacegenError(
@@ -229,11 +227,6 @@ def download_run(address: str | Path, token: str | None = None) -> Path:
             "share one with: facegen push RUN owner/name"
         )
     return folder
-
-
-def _first_line(error: BaseException) -> str:
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    return lines[0] if lines else type(error).__name__
 
 
 # --- what the weights were learned from, and their license ------------------------------
@@ -983,7 +976,7 @@ def push(
             )
         except OSError as error:  # the Hub's HTTP errors (401, 403, ...) and the network's
             raise FacegenError(
-                f"could not upload to {repo_id}: {_first_line(error)}", exit_code=1
+                f"could not upload to {repo_id}: {first_line(error)}", exit_code=1
             ) from None
     return PushResult(
         repo_id=repo_id,

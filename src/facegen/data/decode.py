@@ -16,6 +16,7 @@ from PIL import Image, ImageOps
 
 from facegen.data.align import NoFaceError, align_face
 from facegen.data.celeba import ALIGNED_HEIGHT, ALIGNED_WIDTH
+from facegen.errors import first_line
 
 # The WAE / RAE / pythae protocol for CelebA: the centred 140x140 box of the 178x218 image.
 CELEBA_CROP = 140
@@ -131,7 +132,7 @@ def _decode_aligned(image: Image.Image, size: int, crop: Crop) -> np.ndarray:
 
 def describe_error(error: BaseException) -> str:
     """A short reason for a file that could not be decoded, for the manifest."""
-    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    text = first_line(error)
     if "cannot identify image file" in text:
         return "not an image (or an image format Pillow cannot read)"
     if "truncated" in text:

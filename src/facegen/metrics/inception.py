@@ -69,7 +69,7 @@ import torch
 import torch.nn.functional as F
 
 from facegen.devices import resolve_device
-from facegen.errors import FacegenError
+from facegen.errors import FacegenError, first_line
 from facegen.files import atomic_path
 from facegen.metrics.protocol import FEATURE_DIM
 from facegen.progress import progress_bar
@@ -225,12 +225,6 @@ def onnx_path_for(sha1: str, folder: str | os.PathLike[str] | None = None) -> Pa
     return folder / f"inception-{sha1}-onnx{ONNX_CONVERSION}.onnx"
 
 
-def _first_line(error: BaseException) -> str:
-    """An exception's message as one short line (onnxruntime's and torch's run long)."""
-    text = " ".join(str(error).split())
-    return (text[:200] + "...") if len(text) > 200 else text or type(error).__name__
-
-
 def session_options(threads: int, spin: bool = ONNX_SPIN) -> Any:
     """onnxruntime options for one feature call at a time on a few cores: ``threads`` for
     the work inside each operator, none between operators (run in order), every graph
@@ -257,7 +251,7 @@ def open_session(path: Path, threads: int, spin: bool = ONNX_SPIN) -> Any:
         )
     except Exception as error:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
         raise FacegenError(
-            f"onnxruntime {onnxruntime.__version__} cannot load {path} ({_first_line(error)})"
+            f"onnxruntime {onnxruntime.__version__} cannot load {path} ({first_line(error)})"
         ) from None
     inputs, outputs = session.get_inputs(), session.get_outputs()
     shape = list(inputs[0].shape[1:]) if len(inputs) == 1 else None
@@ -299,7 +293,7 @@ def convert_to_onnx(
                     )
             except Exception as error:  # the exporter raises many types; its reason matters
                 raise FacegenError(
-                    f"could not convert the Inception network to ONNX ({_first_line(error)});"
+                    f"could not convert the Inception network to ONNX ({first_line(error)});"
                     f" use {BACKEND_ENV_VAR}=torch"
                 ) from None
             session = open_session(tmp, threads, spin)
@@ -428,9 +422,8 @@ class InceptionFeatures:
             try:
                 module = torch.jit.load(str(self.path), map_location=self.device)
             except (RuntimeError, ValueError) as error:
-                first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
                 raise FacegenError(
-                    f"{self.path} is not a TorchScript Inception network ({first_line})"
+                    f"{self.path} is not a TorchScript Inception network ({first_line(error)})"
                 ) from error
             # The file's top-level wrapper is saved in training mode (its layers are not);
             # freezing needs eval mode, and the plain module must run the same graph.

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from facegen._version import __version__
-from facegen.errors import FacegenError
+from facegen.errors import FacegenError, first_line
 from facegen.files import atomic_path
 
 CHECKPOINT_FOLDER = "checkpoints"
@@ -54,8 +54,7 @@ def load_training_state(path: Path) -> dict[str, Any]:
     except FileNotFoundError:
         raise FacegenError(f"checkpoint {path} does not exist") from None
     except Exception as error:  # unpickling errors of a damaged or foreign file
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise FacegenError(f"checkpoint {path} cannot be read: {reason}") from None
+        raise FacegenError(f"checkpoint {path} cannot be read: {first_line(error)}") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise FacegenError(f"{path} is not a facegen training state (format {STATE_FORMAT})")
     return state

@@ -34,7 +34,7 @@ from facegen.config import TrainConfig, format_duration, resolve_for_run
 from facegen.data.loader import BatchLoader, LoaderOptions, load_images, to_uint8
 from facegen.data.packed import PackedDataset, open_packed
 from facegen.devices import resolve_device
-from facegen.errors import FacegenError
+from facegen.errors import FacegenError, first_line
 from facegen.files import json_lines, write_json, write_text
 from facegen.models import build_model, save_model
 from facegen.models.base import FaceModel
@@ -474,8 +474,9 @@ def _restore(
     try:
         objective.load_state_dict(state)
     except (KeyError, RuntimeError) as error:
-        reason = str(error).splitlines()[0]
-        raise FacegenError(f"{path} does not match this run's model config: {reason}") from None
+        raise FacegenError(
+            f"{path} does not match this run's model config: {first_line(error)}"
+        ) from None
     if total_steps is not None and step >= total_steps:
         raise FacegenError(
             f"{out} already reached step {step}; pass a larger --steps to train further"
