@@ -14,6 +14,7 @@ from safetensors.torch import save_file
 
 from facegen.errors import FacegenError
 from facegen.sampling import (
+    FLOW_LATENTS_PER_DIMENSION,
     SAMPLERS,
     FlowSampler,
     GMMSampler,
@@ -191,6 +192,7 @@ def test_a_damaged_flow_file_names_the_file(tmp_path: Path, flow: FlowSampler):
     ],
     ids=["identical", "dead unit"],
 )
+@pytest.mark.filterwarnings("ignore:the flow sampler needs at least")  # 40 and 60 latents
 def test_degenerate_latents_give_a_finite_flow(degenerate):
     flow = quick(degenerate)
     z = flow.sample(100, seeded(1))
@@ -239,3 +241,15 @@ def test_bad_options_are_refused_by_name(options, message):
 
 def test_the_registry_builds_it_by_name():
     assert SAMPLERS.get("flow") is FlowSampler and FlowSampler.needs_fit
+
+
+def test_too_few_latents_per_dimension_are_named_and_warned_about(latents):
+    need = FLOW_LATENTS_PER_DIMENSION * 128
+    assert FlowSampler.too_few(need, 128) is None and GMMSampler.too_few(2, 128) is None
+    reason = FlowSampler.too_few(233, 128)
+    assert reason == (
+        f"the flow sampler needs at least {need:,} latents ({FLOW_LATENTS_PER_DIMENSION} per"
+        " dimension), not 233: from fewer it draws faces near the average one"
+    )
+    with pytest.warns(RuntimeWarning, match="needs at least 60 latents .* not 59"):
+        quick(latents[:59])  # 2-D latents

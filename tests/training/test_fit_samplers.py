@@ -28,8 +28,16 @@ class TinyFlow(FlowSampler):
     """The flow with defaults small enough for a test (a fit in a few hundredths of a second):
     training calls the sampler with the config's options only."""
 
+    latents_per_dimension = 0  # the tiny data sets have fewer latents than a real flow needs
+
     def __init__(self, width=16, depth=1, iterations=20, steps=4, lr=1e-3, batch=32, **rest):
         super().__init__(width, depth, iterations, steps, lr, batch, **rest)
+
+
+class DemandingFlow(TinyFlow):
+    """A tiny flow that keeps a real minimum: more latents than any test data set has."""
+
+    latents_per_dimension = 10**6
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +91,8 @@ def test_a_fitted_flow_becomes_a_vaes_default_too(tmp_path: Path):
     run = Run(path=tmp_path, config={}, model=vae, device=torch.device("cpu"))
     assert run.default_sampler == "normal"
     latents = torch.randn(64, vae.latent_dim, generator=torch.Generator().manual_seed(0))
-    flow = FlowSampler(width=16, depth=1, iterations=5).fit(latents, torch.Generator())
+    with pytest.warns(RuntimeWarning, match="the flow sampler needs at least"):  # 64 latents
+        flow = FlowSampler(width=16, depth=1, iterations=5).fit(latents, torch.Generator())
     save_sampler(flow, tmp_path / "model")
     assert run.sampler_names == ["flow", "normal"] and run.default_sampler == "flow"
 
@@ -97,3 +106,19 @@ def test_samplers_are_checked_and_parsed_from_set():
         message = f"samplers: '{bad}' is not a sampler fitted after training; choose from: "
         with pytest.raises(FacegenError, match=message + "flow, gmm$"):
             TrainConfig(samplers=("gmm", bad)).validate()
+
+
+@pytest.mark.parametrize(
+    ("samplers", "note"), [(("flow",), "the GMM instead"), (("gmm", "flow"), "only gmm")]
+)
+def test_too_few_latents_for_the_flow_leave_it_out_with_a_note(
+    faces32, tmp_path, capsys, samplers, note
+):
+    out = tmp_path / "ae"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(SAMPLERS._entries, "flow", DemandingFlow)
+        train(tiny_config("ae", faces32, samplers=samplers), out, progress=False)
+    err = capsys.readouterr().err
+    assert "note: the flow sampler needs at least" in err and f"fitting {note}" in err
+    assert sorted(p.name for p in (out / "model").glob("sampler-*")) == ["sampler-gmm.safetensors"]
+    assert load_run(out).default_sampler == "gmm"

@@ -707,8 +707,10 @@ class _Session:
 
     def fit_sampler(self, progress: bool) -> None:
         """Fit each of ``config.samplers`` on the training latents (models with an encoder;
-        the latents encoded once) and save them in model/. The last sample grid uses the
-        preferred one: the flow where fitted, else the GMM."""
+        the latents encoded once) and save them in model/. A sampler whose ``too_few`` says
+        the latents are too few for it is left out with a note (the GMM is fitted where
+        nothing else is left). The last sample grid uses the preferred one: the flow where
+        fitted, else the GMM."""
         model = self.objective.inference_model()
         if not (model.has_encoder and self.distributed.is_main and self.config.samplers):
             return
@@ -726,8 +728,15 @@ class _Session:
         model.train(was_training)
         # The config's say in a sampler's options; the rest keep their defaults.
         options = {"gmm": {"components": min(self.config.sampler_components, len(latents))}}
-        fitted: dict[str, LatentSampler] = {}
+        names = list(self.config.samplers)
         for name in self.config.samplers:
+            reason = SAMPLERS.get(name).too_few(*latents.shape)
+            if reason is not None:
+                names.remove(name)
+                instead = "the GMM instead" if not names else f"only {', '.join(names)}"
+                print(f"note: {reason}; fitting {instead}", file=sys.stderr)
+        fitted: dict[str, LatentSampler] = {}
+        for name in names or ["gmm"]:
             sampler = SAMPLERS.get(name)(**options.get(name, {}))
             # Each from the run's seed: adding a sampler to the list changes no other one.
             generator = torch.Generator().manual_seed(self.config.seed)
