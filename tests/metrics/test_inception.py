@@ -219,6 +219,32 @@ def test_onnxruntime_features_equal_torch(
 
 
 @pytest.mark.slow
+def test_read_only_memory_map_gives_the_same_features(
+    onnx_net: InceptionFeatures,
+    faces: np.ndarray,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A packed data set's images are a read-only memory map: each batch reaches torch as
+    a writable copy (torch warns on read-only arrays, once per process), same features."""
+    np.save(tmp_path / "faces.npy", faces)
+    mapped = np.load(tmp_path / "faces.npy", mmap_mode="r")
+    assert not mapped.flags.writeable
+    expected = onnx_net.features(faces, batch_size=3, progress=False)
+    seen: list[bool] = []
+    original = torch.from_numpy
+
+    def from_numpy(array: np.ndarray) -> torch.Tensor:
+        seen.append(array.flags.writeable)
+        return original(array)
+
+    monkeypatch.setattr(inception.torch, "from_numpy", from_numpy)
+    got = onnx_net.features(mapped, batch_size=3, progress=False)
+    assert seen and all(seen)
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.slow
 def test_cached_onnx_file_is_reused(
     onnx_net: InceptionFeatures,
     onnx_cache: Path,

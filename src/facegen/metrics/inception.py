@@ -494,7 +494,9 @@ class InceptionFeatures:
             for start in range(0, count, batch_size):
                 batch = images[start : start + batch_size]
                 if isinstance(batch, np.ndarray):
-                    batch = torch.from_numpy(np.ascontiguousarray(batch))
+                    # A copy: a read-only memory map (a packed data set's images) would make
+                    # torch warn that it cannot write to it; a batch is small.
+                    batch = torch.from_numpy(np.array(batch, order="C"))
                 x = to_network_input(batch.to(self.device))  # (B, 3, 299, 299)
                 result = self._run(x)  # (B, 2048)
                 if result.shape != (len(batch), FEATURE_DIM):
