@@ -45,6 +45,21 @@ def test_translation_shifts_each_face_by_at_most_an_eighth_filling_with_zero():
         assert len(matches) == 1, matches
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_translation_backward_is_the_shift_back(channels_last):
+    x = faces(8, 32)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_(True)
+    weights = torch.rand(8, 3, 32, 32, generator=seeded(7))
+    y = translation(x, seeded(3))
+    (y * weights).sum().backward()
+    # A linear map: <T x, w> = <x, T* w> for its adjoint T*, which backward computes.
+    assert torch.allclose((y * weights).sum(), (x * x.grad).sum(), rtol=1e-5)
+    kept = x.grad != 0  # each pixel moves to at most one place, so its gradient is one weight
+    assert torch.isin(x.grad[kept], weights).all()
+
+
 def test_cutout_zeroes_one_square_of_at_most_half_the_side_and_keeps_the_rest():
     x = faces(16, 32) + 2
     y = cutout(x, seeded(4))

