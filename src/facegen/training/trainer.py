@@ -742,8 +742,8 @@ class _Session:
             generator = torch.Generator().manual_seed(self.config.seed)
             fitted[name] = sampler.fit(latents, generator, progress=progress)
             save_sampler(sampler, self.out / MODEL_FOLDER)
-        preferred: list[str] = [name for name in ("flow", "gmm") if name in fitted] or list(fitted)
-        self._fitted_sampler = fitted[preferred[0]]
+        # The last grid draws from the first listed, as Run.default_sampler does for an AE.
+        self._fitted_sampler = next(iter(fitted.values()))
 
     def save(self, step: int, seconds: float) -> None:
         if self.distributed.is_main:
