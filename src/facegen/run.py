@@ -109,7 +109,9 @@ class Run:
         names = self.sampler_names
         if self.model.prior_is_trained:
             return "flow" if "flow" in names else "normal"
-        listed = self.config.get("samplers", ("flow", "gmm"))  # older runs: the flow first
+        train = self.config.get("train")
+        listed = train.get("samplers") if isinstance(train, dict) else None
+        listed = listed or ("flow", "gmm")  # runs saved without it: the flow first
         return next((name for name in listed if name in names), "gmm")
 
     def latents(
