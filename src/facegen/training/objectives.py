@@ -55,7 +55,8 @@ class Objective(ABC):
 
     def adam(self, module: nn.Module, lr: float) -> torch.optim.Optimizer:
         # fused: one kernel over all tensors; on 2 CPU cores it steps the 2.4 M weights of
-        # ae-cpu in 1.1 ms against 6.7 ms for the per-tensor loop (benchmarks/optimizer.py).
+        # ae-cpu in 1.1 ms against 6.7 ms for the per-tensor loop, whole steps 1.04-1.12x
+        # faster (benchmarks/bench_step.py, "loop adam").
         optimizer = torch.optim.Adam(
             module.parameters(),
             lr=lr,
@@ -312,8 +313,8 @@ class AdversarialAutoencoderObjective(AutoencoderObjective):
     uses_critic = True
     uses_progress = True
     max_adaptive_weight = 1e4
-    # Compiled, the critic's passes took 35 ms of a 2-core step against 27 ms eager
-    # (benchmarks/bench_step.py): its convolutions are oneDNN calls either way.
+    # Compiled, the critic's passes took about 37 ms of a 2-core step against 28 ms eager
+    # (the whole step 0.88-0.89x as fast in benchmarks/bench_step.py).
     eager_on_cpu = ("discriminator",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
