@@ -17,7 +17,7 @@ Layout (the README's Layout)::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,18 @@ if TYPE_CHECKING:
 
 def sample_grid_path(run: Path, step: int, kind: str = "step") -> Path:
     return run / SAMPLES_FOLDER / f"{kind}-{step:07d}.png"
+
+
+def preferred_fitted_sampler(
+    listed: Sequence[str], fitted: Collection[str], prior_is_trained: bool
+) -> str | None:
+    """The fitted sampler a run draws from by default, None for none. A model with a
+    trained prior (VAE): the flow where fitted, else its prior. An AE: the first of
+    ``listed`` (its config's ``samplers``) that was fitted; the aegan presets list ``gmm``
+    before ``flow``, whose samples scored behind it in every comparison in docs/quality."""
+    if prior_is_trained:
+        return "flow" if "flow" in fitted else None
+    return next((name for name in listed if name in fitted), None)
 
 
 @torch.no_grad()
@@ -102,17 +114,14 @@ class Run:
 
     @property
     def default_sampler(self) -> str:
-        """For a model with a trained prior (VAE, GANs): ``flow`` where the run fitted one,
-        else ``normal``. For an AE: the first of its config's ``samplers`` that it fitted
-        (the aegan presets list ``gmm`` before ``flow``: its samples scored better on every
-        comparison in docs/quality), else ``gmm``."""
-        names = self.sampler_names
-        if self.model.prior_is_trained:
-            return "flow" if "flow" in names else "normal"
+        """:func:`preferred_fitted_sampler` over what the run saved, else ``normal`` where
+        the model's prior is trained (VAE, GANs), else ``gmm``."""
         train = self.config.get("train")
         listed = train.get("samplers") if isinstance(train, dict) else None
         listed = listed or ("flow", "gmm")  # runs saved without it: the flow first
-        return next((name for name in listed if name in names), "gmm")
+        prior = self.model.prior_is_trained
+        chosen = preferred_fitted_sampler(listed, self.sampler_names, prior)
+        return chosen or ("normal" if prior else "gmm")
 
     def latents(
         self,

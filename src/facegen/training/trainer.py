@@ -45,6 +45,7 @@ from facegen.run import (
     MODEL_FOLDER,
     RUN_CONFIG,
     in_batches,
+    preferred_fitted_sampler,
     read_run_config,
     sample_grid_path,
 )
@@ -742,8 +743,11 @@ class _Session:
             generator = torch.Generator().manual_seed(self.config.seed)
             fitted[name] = sampler.fit(latents, generator, progress=progress)
             save_sampler(sampler, self.out / MODEL_FOLDER)
-        # The last grid draws from the first listed, as Run.default_sampler does for an AE.
-        self._fitted_sampler = next(iter(fitted.values()))
+        # The last grid draws from the run's default sampler; a VAE without a flow, whose
+        # default is its prior, from the first fitted.
+        listed, prior = self.config.samplers, model.prior_is_trained
+        preferred = preferred_fitted_sampler(listed, fitted, prior) or next(iter(fitted))
+        self._fitted_sampler = fitted[preferred]
 
     def save(self, step: int, seconds: float) -> None:
         if self.distributed.is_main:
